@@ -1,0 +1,19 @@
+"""Database settings: SQLite under TUNELAB_DATA_DIR by default, anything dj-database-url reads
+from DATABASE_URL (PostgreSQL in production)."""
+
+import dj_database_url
+
+from config import env
+
+if env.DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(env.DATABASE_URL, conn_max_age=60)}
+else:
+    env.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env.DATA_DIR / "tunelab.sqlite3",
+            # A real worker process writes beside the web server: wait for locks, don't fail.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
