@@ -22,7 +22,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
-    # Tunelab's own apps are appended here by the platform, one per concern.
+    # Tunelab's own apps, one per concern.
+    "projects",
+    "labeling",
 ]
 
 MIDDLEWARE = [

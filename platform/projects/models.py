@@ -1,0 +1,156 @@
+"""What gets rated: projects and their members, items (images), model versions and candidates
+(one model output for one item)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class VisionTask(models.TextChoices):
+    """The vision task whose outputs a project rates (the paper's four)."""
+
+    DETECTION = "detection", "Object detection"
+    PANOPTIC = "panoptic", "Panoptic segmentation"
+    COLORIZATION = "colorization", "Colorization"
+    CAPTIONING = "captioning", "Captioning"
+
+
+class RatingMode(models.TextChoices):
+    SCALE = "scale", "1-5 scale"
+    PAIRWISE = "pairwise", "A vs B preference (with tie)"
+    RANKING = "ranking", "Ranking of k outputs"
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    ANNOTATOR = "annotator", "Annotator"
+    VIEWER = "viewer", "Viewer"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    task = models.CharField(max_length=20, choices=VisionTask.choices)
+    rating_mode = models.CharField(max_length=20, choices=RatingMode.choices)
+    ranking_k = models.PositiveSmallIntegerField(
+        default=3, help_text="How many outputs a ranking task shows (ranking mode only)."
+    )
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="How many different annotators answer each task."
+    )
+    instructions = models.TextField(blank=True)
+    categories = models.JSONField(
+        default=list, blank=True, help_text='COCO categories: [{"id": 1, "name": "circle"}].'
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_min_1"),
+            models.CheckConstraint(condition=Q(ranking_k__gte=2), name="project_ranking_k_min_2"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.project}"
+
+
+def item_image_path(item: "Item", filename: str) -> str:
+    return f"projects/{item.project_id}/items/{filename}"
+
+
+class Item(models.Model):
+    """One image to be rated, with its optional ground truth in the task's COCO-style form."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    file_name = models.CharField(max_length=255, help_text="Name in the imported set; unique.")
+    image = models.ImageField(upload_to=item_image_path, width_field="width",
+                              height_field="height")
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    ground_truth = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "file_name"], name="item_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+
+def checkpoint_path(version: "ModelVersion", filename: str) -> str:
+    return f"projects/{version.project_id}/checkpoints/{filename}"
+
+
+class ModelVersion(models.Model):
+    """Where candidates came from: an imported model's outputs or a Tunelab checkpoint."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    checkpoint = models.FileField(upload_to=checkpoint_path, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="model_version_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Candidate(models.Model):
+    """One model output for one item (see docs/api.md for `output` by task)."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="candidates")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="candidates"
+    )
+    sample_index = models.PositiveIntegerField(
+        default=0, help_text="Several samples of one model for one item are numbered."
+    )
+    output = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "model_version", "sample_index"], name="candidate_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on {self.item} #{self.sample_index}"
