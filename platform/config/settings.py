@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     # Tunelab's own apps, one per concern.
+    "common",
     "projects",
     "labeling",
 ]
@@ -84,6 +85,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "common.errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -1,0 +1,7 @@
+"""App config for common: the pieces every other app shares (errors, permissions)."""
+
+from django.apps import AppConfig
+
+
+class CommonConfig(AppConfig):
+    name = "common"

@@ -1,0 +1,44 @@
+"""Who may do what in a project. Roles live on Membership: admin, annotator, viewer.
+
+Views that take a project id use these; objects outside the user's projects answer 404, not
+403, so ids of other projects leak nothing.
+"""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import Http404
+from rest_framework import status
+
+from common.errors import ApplicationError
+from projects.models import Membership, Project, Role
+
+
+def project_role(user: AbstractBaseUser | AnonymousUser, project: Project) -> str | None:
+    """The user's role in the project, or None when they are not a member."""
+    if not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.filter(project=project, user=user)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def project_for(
+    user: AbstractBaseUser | AnonymousUser, project_id: int, *, roles: tuple[str, ...]
+) -> Project:
+    """The project if the user has one of `roles` in it; 404 for non-members, 403 otherwise."""
+    project = Project.objects.filter(pk=project_id, memberships__user_id=user.pk).first()
+    if project is None:
+        raise Http404("No such project.")
+    role = project_role(user, project)
+    if role not in roles:
+        raise ApplicationError(
+            f"This needs the role {' or '.join(roles)} in the project; you are {role}.",
+            status_code=status.HTTP_403_FORBIDDEN,
+        )
+    return project
+
+
+ANY_MEMBER = (Role.ADMIN, Role.ANNOTATOR, Role.VIEWER)
+ANNOTATORS = (Role.ADMIN, Role.ANNOTATOR)
+ADMINS = (Role.ADMIN,)
