@@ -27,17 +27,19 @@ def project_for(
     user: AbstractBaseUser | AnonymousUser, project_id: int, *, roles: tuple[str, ...]
 ) -> Project:
     """The project if the user has one of `roles` in it; 404 for non-members, 403 otherwise."""
-    project = Project.objects.filter(pk=project_id, memberships__user_id=user.pk).first()
-    if project is None:
+    membership = (
+        Membership.objects.select_related("project")
+        .filter(project_id=project_id, user_id=user.pk)
+        .first()
+    )
+    if membership is None:
         raise Http404("No such project.")
-    role = project_role(user, project)
-    if role not in roles:
+    if membership.role not in roles:
         raise ApplicationError(
-            f"This needs the role {' or '.join(roles)} in the project; you are {role}.",
+            f"This needs the role {' or '.join(roles)} in the project; you are {membership.role}.",
             status_code=status.HTTP_403_FORBIDDEN,
         )
-    return project
-
+    return membership.project
 
 ANY_MEMBER = (Role.ADMIN, Role.ANNOTATOR, Role.VIEWER)
 ANNOTATORS = (Role.ADMIN, Role.ANNOTATOR)
