@@ -1,0 +1,1 @@
+"""Data for the trainer: Synthetic Shapes scenes, detection examples and batches, COCO files."""
