@@ -83,6 +83,9 @@ class ShapesConfig:
             raise ValueError(f"backgrounds must be a non-empty subset of {BACKGROUND_KINDS}")
 
 
+DEFAULT_CONFIG = ShapesConfig()
+
+
 @dataclass(frozen=True, eq=False)
 class Scene:
     """One generated scene; every annotation describes the visible part of an object.
@@ -387,7 +390,7 @@ def _captions(
 # --- the scene ---
 
 
-def generate_scene(seed: int, config: ShapesConfig = ShapesConfig()) -> Scene:
+def generate_scene(seed: int, config: ShapesConfig = DEFAULT_CONFIG) -> Scene:
     """The scene named by `seed` under `config`: a pure function of both arguments."""
     rng = np.random.default_rng(seed)
     image = _background(rng, config)
@@ -430,7 +433,7 @@ def scene_seed(split: str, index: int) -> int:
     return len(SPLITS) * index + SPLITS.index(split)
 
 
-def generate_split(split: str, n: int, config: ShapesConfig = ShapesConfig()) -> list[Scene]:
+def generate_split(split: str, n: int, config: ShapesConfig = DEFAULT_CONFIG) -> list[Scene]:
     """The first `n` scenes of a split (val and test are fixed sets; see SPLIT_SIZES)."""
     return [generate_scene(scene_seed(split, i), config) for i in range(n)]
 
