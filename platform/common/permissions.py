@@ -39,7 +39,10 @@ def project_for(
             f"This needs the role {' or '.join(roles)} in the project; you are {membership.role}.",
             status_code=status.HTTP_403_FORBIDDEN,
         )
-    return membership.project
+    project = membership.project
+    # The caller's role rides along, so views can show it without asking again.
+    project.role = membership.role
+    return project
 
 ANY_MEMBER = (Role.ADMIN, Role.ANNOTATOR, Role.VIEWER)
 ANNOTATORS = (Role.ADMIN, Role.ANNOTATOR)

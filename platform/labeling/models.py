@@ -74,7 +74,11 @@ class Assignment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task", "annotator"], name="assignment_once"),
         ]
-        indexes = [models.Index(fields=["task", "status"], name="assignment_task_status_idx")]
+        indexes = [
+            models.Index(fields=["task", "status"], name="assignment_task_status_idx"),
+            # An annotator's live leases and progress in a project.
+            models.Index(fields=["annotator", "status"], name="assignment_annotator_idx"),
+        ]
 
 
 class Answer(models.Model):

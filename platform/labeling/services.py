@@ -1,0 +1,362 @@
+"""Writes for labeling: making tasks from candidates, the queue's leases, answers, skip and undo.
+
+The queue's rules, enforced here and backed by the database's unique constraints:
+- a task wants `answers_needed` answers from different annotators (the project's overlap);
+- an annotator is handed a task at most once (Assignment is unique per task and annotator);
+- a lease holds a slot for `LABELING_LEASE_SECONDS` so two annotators are not handed the last
+  slot at once; a lease that runs out frees its slot for others (and for its holder again).
+
+Concurrency: every lease is taken while holding the task's row lock (`select_for_update` with
+`skip_locked`, so annotators never wait on each other), and the free slots are counted again
+after the lock is held, in a fresh statement, so a lease committed meanwhile is seen. On SQLite
+the IMMEDIATE transaction mode serialises writers instead.
+"""
+
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from itertools import combinations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from rest_framework import status
+
+from common.errors import ApplicationError
+from labeling.models import (
+    Assignment,
+    AssignmentStatus,
+    Choice,
+    Comparison,
+    Rating,
+    Task,
+    TaskCandidate,
+)
+from projects.models import Candidate, Project, RatingMode
+
+Answer = Rating | Comparison
+LEASED = AssignmentStatus.LEASED
+
+
+def lease_duration() -> timedelta:
+    """How long a lease holds a task's slot (setting LABELING_LEASE_SECONDS, 10 min default)."""
+    return timedelta(seconds=getattr(settings, "LABELING_LEASE_SECONDS", 600))
+
+
+# --- Task creation -------------------------------------------------------------------------
+
+
+def task_key(candidate_ids: list[int]) -> str:
+    """A task's identity: its sorted candidate ids, so one set of candidates is one task."""
+    return ",".join(str(i) for i in sorted(candidate_ids))
+
+
+def key_candidate_ids(key: str) -> list[int]:
+    return [int(part) for part in key.split(",")]
+
+
+def _candidate_groups(mode: str, ids: list[int], k: int) -> Iterator[list[int]]:
+    """The candidate sets one item's candidates make into tasks, for the rating mode."""
+    if mode == RatingMode.SCALE:
+        yield from ([i] for i in ids)
+    elif mode == RatingMode.PAIRWISE:
+        # Candidates of one item differ in model version or sample (the candidate_unique key).
+        yield from (list(pair) for pair in combinations(ids, 2))
+    elif len(ids) >= 2:
+        if len(ids) <= k:
+            yield list(ids)
+            return
+        # Groups of k; the last one reaches back so every candidate is ranked at least once.
+        for start in range(0, len(ids), k):
+            yield list(ids[start:start + k]) if start + k <= len(ids) else list(ids[-k:])
+
+
+@transaction.atomic
+def tasks_create(*, project: Project) -> int:
+    """Make the tasks the project's candidates call for; tasks that exist are kept (idempotent).
+
+    Returns how many tasks were created. Screen order (A/B, ...) is shuffled per task, seeded by
+    the task's key, so no model always sits on the same side.
+    """
+    # The project's row lock serialises two imports of one project; the unique key backs it.
+    Project.objects.select_for_update().filter(pk=project.pk).exists()
+    by_item: dict[int, list[int]] = {}
+    for candidate_id, item_id in (
+        Candidate.objects.filter(item__project=project)
+        .order_by("item_id", "id")
+        .values_list("id", "item_id")
+    ):
+        by_item.setdefault(item_id, []).append(candidate_id)
+    existing = set(Task.objects.filter(project=project).values_list("key", flat=True))
+    planned: list[tuple[Task, list[int]]] = []
+    for item_id, ids in by_item.items():
+        for group in _candidate_groups(project.rating_mode, ids, project.ranking_k):
+            key = task_key(group)
+            if key in existing:
+                continue
+            existing.add(key)
+            order = sorted(group)
+            random.Random(f"{project.pk}:{key}").shuffle(order)
+            task = Task(project=project, item_id=item_id, key=key,
+                        answers_needed=project.overlap)
+            planned.append((task, order))
+    Task.objects.bulk_create([task for task, _ in planned], batch_size=500)
+    TaskCandidate.objects.bulk_create(
+        [
+            TaskCandidate(task=task, candidate_id=candidate_id, position=position)
+            for task, order in planned
+            for position, candidate_id in enumerate(order)
+        ],
+        batch_size=1000,
+    )
+    return len(planned)
+
+
+# --- The queue ------------------------------------------------------------------------------
+
+
+def _live_leases(now: datetime, *, exclude_user: AbstractBaseUser | None = None) -> Coalesce:
+    """Per task (OuterRef "pk"): how many leases are running now."""
+    leases = Assignment.objects.filter(
+        task=OuterRef("pk"), status=LEASED, lease_expires_at__gt=now
+    )
+    if exclude_user is not None:
+        leases = leases.exclude(annotator=exclude_user)
+    count = leases.order_by().values("task").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(count, output_field=IntegerField()), Value(0))
+
+
+def next_task_for(
+    *, user: AbstractBaseUser, project: Project, after: int | None = None
+) -> Assignment | None:
+    """Lease the annotator's next task in the project, or None when none is left for them.
+
+    A live lease of theirs is handed back again first (a reload shows the same task). `after` is
+    a task id the caller already shows: the answer is another task, for preloading.
+    """
+    now = timezone.now()
+    held = Assignment.objects.filter(
+        annotator=user, task__project=project, status=LEASED, lease_expires_at__gt=now
+    )
+    if after is not None:
+        held = held.exclude(task_id=after)
+    assignment = held.order_by("id").first()
+    if assignment is not None:
+        return assignment
+
+    # Tasks this annotator has answered, skipped or holds are not for them; a lease of theirs
+    # that ran out is, if the task still has room.
+    theirs = Assignment.objects.filter(task=OuterRef("pk"), annotator=user)
+    open_tasks = (
+        Task.objects.filter(project=project, answer_count__lt=F("answers_needed"))
+        .exclude(Exists(theirs.filter(~Q(status=LEASED) | Q(lease_expires_at__gt=now))))
+        .annotate(live=_live_leases(now), lapsed=Exists(theirs))
+        .filter(answer_count__lt=F("answers_needed") - F("live"))
+        .order_by("id")
+    )
+    if after is not None:
+        open_tasks = open_tasks.exclude(pk=after)
+    expires = now + lease_duration()
+    with transaction.atomic():
+        passed: list[int] = []
+        while True:
+            row = (
+                open_tasks.exclude(pk__in=passed)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("id", "lapsed")
+                .first()
+            )
+            if row is None:
+                return None
+            task_id, lapsed = row
+            # Counted again now that the row is ours: a lease committed since the first
+            # statement's snapshot is visible to this one.
+            fresh = (
+                Task.objects.filter(pk=task_id)
+                .annotate(live=_live_leases(now, exclude_user=user))
+                .values_list("answer_count", "answers_needed", "live")
+                .get()
+            )
+            if fresh[0] + fresh[2] < fresh[1]:
+                break
+            passed.append(task_id)
+        if lapsed:
+            Assignment.objects.filter(task_id=task_id, annotator=user).update(
+                status=LEASED, lease_expires_at=expires, updated_at=now
+            )
+            return Assignment.objects.get(task_id=task_id, annotator=user)
+        return Assignment.objects.create(
+            task_id=task_id, annotator=user, status=LEASED, lease_expires_at=expires
+        )
+
+
+# --- Answers --------------------------------------------------------------------------------
+
+
+def _answer_fields(*, task: Task, mode: str, answer: dict) -> dict:
+    """The answer's model fields, or ApplicationError naming the field that is wrong."""
+    expected = {
+        RatingMode.SCALE: ("score", 'This project rates on a 1-5 scale: send {"score": 1..5}.'),
+        RatingMode.PAIRWISE: (
+            "choice", 'This project compares two outputs: send {"choice": "A" | "B" | "tie"}.'
+        ),
+        RatingMode.RANKING: (
+            "ranking", 'This project ranks outputs: send {"ranking": [candidate ids, best first]}.'
+        ),
+    }
+    name, help_text = expected[RatingMode(mode)]
+    if set(answer) != {name}:
+        raise ApplicationError(help_text, field=f"answer.{name}")
+    value = answer[name]
+    if mode == RatingMode.SCALE:
+        # bool is an int in Python; true is not a score.
+        if type(value) is not int or not 1 <= value <= 5:
+            raise ApplicationError(
+                f"A score is a whole number from 1 to 5, got {value!r}.", field="answer.score"
+            )
+        return {"score": value, "candidate_id": key_candidate_ids(task.key)[0]}
+    if mode == RatingMode.PAIRWISE:
+        if value not in Choice.values:
+            raise ApplicationError(
+                f'A choice is "A", "B" or "tie", got {value!r}.', field="answer.choice"
+            )
+        return {"choice": value}
+    shown = key_candidate_ids(task.key)
+    if (
+        not isinstance(value, list)
+        or any(type(v) is not int for v in value)
+        or sorted(value) != shown
+    ):
+        raise ApplicationError(
+            f"A ranking lists each shown candidate id exactly once, best first: {shown} in "
+            f"some order, got {value!r}.",
+            field="answer.ranking",
+        )
+    return {"ranking": value}
+
+
+def answer_model(project: Project) -> type[Answer]:
+    return Rating if project.rating_mode == RatingMode.SCALE else Comparison
+
+
+def _replayed(existing: Answer, task: Task) -> Answer:
+    if existing.task_id != task.pk:
+        raise ApplicationError(
+            f"This idempotency key was used for task {existing.task_id}; use a new key.",
+            field="idempotency_key", status_code=status.HTTP_409_CONFLICT,
+        )
+    return existing
+
+
+def _conflict(message: str) -> ApplicationError:
+    return ApplicationError(message, status_code=status.HTTP_409_CONFLICT)
+
+
+def _take_slot(*, user: AbstractBaseUser, task: Task, now: datetime) -> None:
+    """Turn the annotator's lease into an answer and count it on the task."""
+    taken = Assignment.objects.filter(task=task, annotator=user, status=LEASED).update(
+        status=AssignmentStatus.ANSWERED, lease_expires_at=None, updated_at=now
+    )
+    if not taken:
+        state = (
+            Assignment.objects.filter(task=task, annotator=user)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if state == AssignmentStatus.ANSWERED:
+            raise _conflict("You already answered this task.")
+        if state == AssignmentStatus.SKIPPED:
+            raise _conflict("You skipped this task.")
+        raise _conflict("This task was not handed to you; ask for your next task.")
+    # Conditional on room, so a lease that ran out cannot push a task past its overlap.
+    counted = Task.objects.filter(pk=task.pk, answer_count__lt=F("answers_needed")).update(
+        answer_count=F("answer_count") + 1
+    )
+    if not counted:
+        raise _conflict("Your lease ran out and this task has all its answers meanwhile.")
+
+
+def answer_submit(
+    *,
+    user: AbstractBaseUser,
+    task: Task,
+    answer: dict,
+    idempotency_key: str,
+    time_spent_ms: int = 0,
+) -> tuple[Answer, bool]:
+    """Store the annotator's answer to a task leased to them; (answer, created).
+
+    The same idempotency key again returns the stored answer with created False and stores
+    nothing. Two racing requests with one key meet the unique constraints: the loser finds the
+    winner's answer and returns it.
+    """
+    project = task.project
+    fields = _answer_fields(task=task, mode=project.rating_mode, answer=answer)
+    model = answer_model(project)
+    existing = model.objects.filter(annotator=user, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return _replayed(existing, task), False
+    try:
+        with transaction.atomic():
+            stored = model.objects.create(
+                task=task, annotator=user, idempotency_key=idempotency_key,
+                time_spent_ms=time_spent_ms, **fields,
+            )
+            _take_slot(user=user, task=task, now=stored.created_at)
+    except IntegrityError:
+        existing = model.objects.filter(annotator=user, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replayed(existing, task), False
+        raise _conflict("You already answered this task.") from None
+    return stored, True
+
+
+@transaction.atomic
+def task_skip(*, user: AbstractBaseUser, task: Task) -> None:
+    """Give the task back unanswered; it is not served to this annotator again."""
+    now = timezone.now()
+    released = Assignment.objects.filter(task=task, annotator=user, status=LEASED).update(
+        status=AssignmentStatus.SKIPPED, lease_expires_at=None, updated_at=now
+    )
+    if released:
+        return
+    state = (
+        Assignment.objects.filter(task=task, annotator=user)
+        .values_list("status", flat=True)
+        .first()
+    )
+    if state == AssignmentStatus.ANSWERED:
+        raise _conflict("You answered this task; undo the answer instead.")
+    if state is None:
+        # Skipping a task never handed out (e.g. a preloaded one dropped) still keeps it away.
+        Assignment.objects.create(
+            task=task, annotator=user, status=AssignmentStatus.SKIPPED, lease_expires_at=None
+        )
+
+
+@transaction.atomic
+def answer_undo(*, user: AbstractBaseUser, project: Project) -> Assignment:
+    """Withdraw the annotator's last answer in the project; its task is leased to them again."""
+    model = answer_model(project)
+    last = (
+        model.objects.select_for_update()
+        .filter(annotator=user, task__project=project)
+        .order_by("-id")
+        .first()
+    )
+    if last is None:
+        raise ApplicationError(
+            "You have no answer to undo in this project.", status_code=status.HTTP_404_NOT_FOUND
+        )
+    task_id = last.task_id
+    last.delete()
+    # The answer's slot becomes the lease's: the task's count of taken slots is unchanged.
+    Task.objects.filter(pk=task_id).update(answer_count=F("answer_count") - 1)
+    now = timezone.now()
+    Assignment.objects.filter(task_id=task_id, annotator=user).update(
+        status=LEASED, lease_expires_at=now + lease_duration(), updated_at=now
+    )
+    return Assignment.objects.get(task_id=task_id, annotator=user)
