@@ -1,9 +1,22 @@
 """Detection examples and batches, and COCO folders: writing, loading, bad input, results."""
 
+import contextlib
+import io
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from pycocotools.coco import COCO
 
+from trainer.data.coco import (
+    CocoFormatError,
+    detections_to_coco_results,
+    export_shapes_coco,
+    load_coco_dir,
+    write_coco_results,
+)
 from trainer.data.detection import (
     SHAPES_CATEGORIES,
     DetectionExample,
@@ -14,6 +27,12 @@ from trainer.data.detection import (
     shapes_source,
 )
 from trainer.data.shapes import ShapesConfig, generate_scene, scene_seed
+from trainer.data.sources import detection_source
+
+
+def quiet_coco(path: Path) -> COCO:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(str(path))
 
 
 def example(height: int, width: int, boxes: list[list[float]], image_id: int) -> DetectionExample:
@@ -103,3 +122,131 @@ def test_endless_reshuffles_a_fixed_source_each_epoch() -> None:
 def test_bad_stream_split_fails_at_once() -> None:
     with pytest.raises(ValueError, match="split"):
         ShapesStream(split="training")
+
+
+# --- COCO folders ---
+
+
+def test_written_coco_folder_loads_back_the_same_examples(
+    tiny_coco_dir: Path, tiny_coco_examples: list[DetectionExample]
+) -> None:
+    dataset = load_coco_dir(tiny_coco_dir)
+    expected = tiny_coco_examples
+    assert [c["id"] for c in dataset.categories] == [3, 7, 11]
+    assert dataset.class_names == ("dog", "cat", "cup")
+    assert dataset.category_ids == (3, 7, 11)
+    assert len(dataset) == len(expected)
+    for got, want in zip(dataset, expected, strict=True):
+        np.testing.assert_array_equal(got.image, want.image)
+        np.testing.assert_array_equal(got.boxes, want.boxes)  # the crowd box is left out
+        np.testing.assert_array_equal(got.classes, want.classes)
+        assert (got.image_id, got.file_name) == (want.image_id, want.file_name)
+    crowd = [a for a in dataset.gt["annotations"] if a["iscrowd"]]
+    assert len(crowd) == 1 and crowd[0]["image_id"] == 10
+    assert len(dataset.gt["annotations"]) == 4
+    batch = collate(list(dataset), image_size=16)
+    assert batch.sizes.tolist() == [[40, 60], [50, 30], [24, 24]]
+
+
+def test_shapes_export_round_trips_with_masks(tmp_path: Path) -> None:
+    export_shapes_coco(tmp_path, "val", 3)
+    dataset = load_coco_dir(tmp_path)
+    source = shapes_source("val", 3)
+    for got, want in zip(dataset, source, strict=True):
+        np.testing.assert_array_equal(got.image, want.image)
+        np.testing.assert_array_equal(got.boxes, want.boxes)
+        np.testing.assert_array_equal(got.classes, want.classes)
+    coco = quiet_coco(tmp_path / "instances.json")
+    first = dataset.gt["annotations"][0]
+    scene = generate_scene(scene_seed("val", 0))
+    np.testing.assert_array_equal(coco.annToMask(coco.anns[first["id"]]), scene.masks[0])
+
+
+def test_detection_source_defaults_to_shapes_and_reads_a_folder(tiny_coco_dir: Path) -> None:
+    assert len(detection_source(None, "val", 3)) == 3
+    subset = detection_source(tiny_coco_dir, n=1)
+    assert len(subset) == 1 and subset.root == tiny_coco_dir
+    assert {image["id"] for image in subset.gt["images"]} == {10}
+    assert {a["image_id"] for a in subset.gt["annotations"]} == {10}
+    with pytest.raises(ValueError, match="endless"):
+        detection_source(None, "train")
+
+
+def edit_instances(root: Path, change) -> None:
+    file = root / "instances.json"
+    gt = json.loads(file.read_text())
+    change(gt)
+    file.write_text(json.dumps(gt))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda gt: gt["annotations"][0].update(bbox=[1, 2, 3]), r"annotations\[0\].*bbox"),
+        (lambda gt: gt["annotations"][0].update(bbox=[1, 2, -3, 4]), r"annotations\[0\].*<= 0"),
+        (lambda gt: gt["annotations"][1].update(bbox=[500, 2, 3, 4]), r"annotations\[1\].*outside"),
+        (lambda gt: gt["annotations"][0].update(category_id=5), r"annotations\[0\].*category_id"),
+        (lambda gt: gt["annotations"][0].update(image_id=1234), r"annotations\[0\].*image_id"),
+        (lambda gt: gt["images"][1].update(file_name="no.png"), r"images\[1\].*no.png.*not found"),
+        (lambda gt: gt["images"][0].update(height=41), r"images\[0\].*height.*41"),
+        (lambda gt: gt["images"][0].update(file_name="../x.png"), r"images\[0\].*outside"),
+        (lambda gt: gt["categories"].append({"id": 3, "name": "x"}), r"categories\[3\].*twice"),
+        (lambda gt: gt.pop("images"), r'"images" must be a list'),
+    ],
+)
+def test_bad_coco_input_is_refused_naming_the_file_and_field(
+    tiny_coco_dir: Path, change, message: str
+) -> None:
+    edit_instances(tiny_coco_dir, change)
+    with pytest.raises(CocoFormatError, match=message) as error:
+        load_coco_dir(tiny_coco_dir)
+    assert "instances.json" in str(error.value)
+
+
+def test_missing_json_broken_json_and_non_images_are_refused(tiny_coco_dir: Path) -> None:
+    with pytest.raises(CocoFormatError, match=r"no instances\.json"):
+        load_coco_dir(tiny_coco_dir / "images")
+    with pytest.raises(CocoFormatError, match="not a folder"):
+        load_coco_dir(tiny_coco_dir / "missing")
+    (tiny_coco_dir / "images" / "img1.png").write_text("not a png")
+    with pytest.raises(CocoFormatError, match=r"img1.png: not a readable image"):
+        load_coco_dir(tiny_coco_dir)
+    (tiny_coco_dir / "instances.json").write_text("{\"images\": [")
+    with pytest.raises(CocoFormatError, match=r"instances.json: not valid JSON"):
+        load_coco_dir(tiny_coco_dir)
+
+
+# --- results ---
+
+
+def test_results_are_in_original_pixels_and_load_in_pycocotools(
+    tiny_coco_dir: Path, tmp_path: Path
+) -> None:
+    dataset = load_coco_dir(tiny_coco_dir)
+    batch = collate(list(dataset), image_size=32)
+    scores = torch.tensor([[0.9, 0.8], [0.7, 0.0], [0.0, 0.0]])
+    results = detections_to_coco_results(
+        batch.image_ids, batch.boxes, scores, batch.classes, batch.sizes, dataset.category_ids
+    )
+    assert len(results) == 3  # padding (class -1) is skipped
+    assert results[0] == {"image_id": 10, "category_id": 3, "bbox": [3.0, 2.0, 27.0, 18.0],
+                          "score": pytest.approx(0.9)}
+    assert results[2]["category_id"] == 7 and results[2]["bbox"] == [5.0, 5.0, 20.0, 40.0]
+    pixel_results = detections_to_coco_results(
+        [10], [dataset[0].boxes], [[0.5, 0.5]], [dataset[0].classes], [(40, 60)],
+        dataset.category_ids, normalized=False,
+    )
+    assert [r["bbox"] for r in pixel_results] == [r["bbox"] for r in results[:2]]
+
+    file = write_coco_results(tmp_path / "out" / "detections.json", results)
+    gt = quiet_coco(tiny_coco_dir / "instances.json")
+    loaded = gt.loadRes(str(file))
+    assert len(loaded.anns) == 3
+    assert sorted(loaded.getImgIds()) == [10, 11, 12]
+
+
+def test_results_clip_boxes_to_the_image() -> None:
+    results = detections_to_coco_results(
+        [1], [[[-0.5, 0.5, 0.75, 1.5]]], [[0.3]], [[0]], [[100, 200]], [5]
+    )
+    assert results[0]["bbox"] == [100.0, 0.0, 100.0, 75.0]

@@ -16,6 +16,7 @@ normalised boxes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -96,7 +97,7 @@ def denormalize_images(images: torch.Tensor) -> torch.Tensor:
 
 def _resize(image: np.ndarray, size: int) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, size, size) float in [0, 255], untouched when already that size."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+    tensor = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)
     if tensor.shape[1:] == (size, size):
         return tensor
     # Antialiasing keeps small, thin shapes from aliasing away when large photos are shrunk.
@@ -225,6 +226,17 @@ class DetectionSource(Categorised):
 
     def __iter__(self) -> Iterator[DetectionExample]:
         return iter(self.examples)
+
+    def subset(self, n: int) -> DetectionSource:
+        """The first `n` examples, with the ground truth of their images only."""
+        examples = self.examples[:n]
+        kept = {example.image_id for example in examples}
+        gt = {
+            **self.gt,
+            "images": [image for image in self.gt["images"] if image["id"] in kept],
+            "annotations": [a for a in self.gt["annotations"] if a["image_id"] in kept],
+        }
+        return dataclasses.replace(self, examples=examples, gt=gt)
 
     def endless(self, seed: int = 0) -> Iterator[DetectionExample]:
         """Examples forever, reshuffled each epoch (for training on a fixed set)."""
