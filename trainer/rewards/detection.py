@@ -34,8 +34,8 @@ Why a closed form exists: thresholding does not change which gt a prediction kee
 IoU either survives or the whole row becomes 0) nor which prediction a gt picks (the best one
 survives any threshold the gt is matched at). So the matching is computed once, and a
 prediction contributes `+w` (if it is its gt's match) or `-duplicate_penalty * w` (if not) at
-every threshold below its IoU: reward = sum over predictions of w * sign * (fraction of
-thresholds below its IoU). Everything is tensor ops over the whole batch, no loop in Python.
+every threshold below its IoU: reward = sum over predictions of that worth times the fraction
+of thresholds below its IoU. Everything is tensor ops over the whole batch, no Python loop.
 """
 
 from __future__ import annotations
