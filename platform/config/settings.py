@@ -26,6 +26,8 @@ INSTALLED_APPS = [
     "common",
     "projects",
     "labeling",
+    "ingest",
+    "exports",
 ]
 
 MIDDLEWARE = [

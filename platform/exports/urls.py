@@ -1,0 +1,9 @@
+"""URLs of the exports app, included under /api/."""
+
+from django.urls import path
+
+from exports.apis import ExportApi
+
+urlpatterns = [
+    path("projects/<int:project_id>/export/", ExportApi.as_view(), name="project-export"),
+]
