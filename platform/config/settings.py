@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "common",
     "projects",
     "labeling",
+    "annotate",
     "ingest",
     "exports",
 ]
