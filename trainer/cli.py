@@ -1,0 +1,245 @@
+"""Command line: `python -m trainer pretrain|tune|eval|sample|bench ...`.
+
+    python -m trainer pretrain --name shapes [--data DIR] [--config steps=8000 d_model=128]
+    python -m trainer pretrain --checkpoint runs/shapes/pretrain.pt    # resume
+    python -m trainer tune --checkpoint runs/shapes/pretrain.pt [--config lr=1e-4]
+    python -m trainer eval --checkpoint runs/shapes/tune.pt [--data DIR] [--out results.json]
+    python -m trainer sample --checkpoint runs/shapes/tune.pt --out samples.json [--n 4]
+    python -m trainer bench detection [--quick]
+
+`--config key=value` sets any field of the run's configs (`--help-config` lists them with their
+help). Every run writes `runs/<name>/metrics.jsonl`. Bad arguments, a missing or damaged
+checkpoint or data folder end with a one-line message and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from trainer.train.config import (
+    DataConfig,
+    DetectionTaskConfig,
+    ModelConfig,
+    PretrainConfig,
+    TuneConfig,
+    apply_overrides,
+    from_dict,
+    help_for,
+)
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed as one line."""
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--config expects key=value, got {pair!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def _split_overrides(overrides: dict[str, str], *configs: Any) -> list[Any]:
+    """Apply each key to the one config among `configs` that has that field."""
+    remaining = dict(overrides)
+    result = []
+    for config in configs:
+        names = {f.name for f in dataclasses.fields(config)}
+        mine = {k: v for k, v in remaining.items() if k in names}
+        for key in mine:
+            remaining.pop(key)
+        result.append(apply_overrides(config, mine))
+    if remaining:
+        known = sorted({f.name for c in configs for f in dataclasses.fields(c)})
+        raise UsageError(f"unknown setting(s) {', '.join(sorted(remaining))}; known: "
+                         f"{', '.join(known)}")
+    return result
+
+
+def _data_config(args: argparse.Namespace, base: DataConfig) -> DataConfig:
+    if args.data:
+        if not Path(args.data).is_dir():
+            raise UsageError(f"--data {args.data}: not a folder")
+        base = dataclasses.replace(base, data_dir=str(args.data))
+    return base
+
+
+def _run_dir(args: argparse.Namespace, default: str) -> Path:
+    return Path(args.runs) / (args.name or default)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from trainer.train.checkpoint import load_checkpoint
+    from trainer.train.loops import pretrain
+    from trainer.train.metrics import MetricsLog
+
+    overrides = _parse_overrides(args.config)
+    resume = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    if resume:
+        if resume.stage != "pretrain":
+            raise UsageError(f"{args.checkpoint} is a {resume.stage} checkpoint, not pretrain")
+        model, task = resume.model_config, resume.task_config
+        data = from_dict(DataConfig, resume.data_config)
+        run = from_dict(PretrainConfig, resume.run_config)
+    else:
+        model, task, data, run = ModelConfig(), DetectionTaskConfig(), DataConfig(), \
+            PretrainConfig()
+    model, task, data, run = _split_overrides(overrides, model, task, data, run)
+    data = _data_config(args, data)
+    run_dir = _run_dir(args, "pretrain")
+    out = Path(args.save) if args.save else run_dir / "pretrain.pt"
+    result = pretrain(model, task, data, run, checkpoint_path=out, resume=resume,
+                      log=MetricsLog(run_dir / "metrics.jsonl"), progress=not args.quiet)
+    print(json.dumps({"checkpoint": str(out), "pretrain_s": round(result.seconds, 1),
+                      "step_s": round(result.step_s, 4)}))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from trainer.train.checkpoint import load_checkpoint
+    from trainer.train.loops import tune
+    from trainer.train.metrics import MetricsLog
+
+    pretrained = load_checkpoint(args.checkpoint)
+    base = from_dict(TuneConfig, pretrained.run_config) if pretrained.stage == "tune" \
+        else TuneConfig()
+    data, run = _split_overrides(_parse_overrides(args.config),
+                                 from_dict(DataConfig, pretrained.data_config), base)
+    data = _data_config(args, data)
+    run_dir = _run_dir(args, "tune")
+    out = Path(args.save) if args.save else run_dir / "tune.pt"
+    result = tune(pretrained, data, run, checkpoint_path=out,
+                  log=MetricsLog(run_dir / "metrics.jsonl"), progress=not args.quiet)
+    print(json.dumps({"checkpoint": str(out), "tune_s": round(result.seconds, 1),
+                      "step_s": round(result.step_s, 4)}))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from trainer.train.checkpoint import load_checkpoint
+    from trainer.train.evaluate import DECODINGS, evaluate_checkpoint
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    (data,) = _split_overrides(_parse_overrides(args.config),
+                               from_dict(DataConfig, checkpoint.data_config))
+    data = _data_config(args, data)
+    decodings = list(DECODINGS) if args.decoding == "all" else [args.decoding]
+    report = evaluate_checkpoint(checkpoint, data, decodings, out=args.out,
+                                 progress=not args.quiet)
+    print(json.dumps(report))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from trainer.train.checkpoint import load_checkpoint
+    from trainer.train.evaluate import sample_checkpoint
+
+    if args.n < 1 or args.temperature < 0:
+        raise UsageError("--n must be >= 1 and --temperature >= 0")
+    checkpoint = load_checkpoint(args.checkpoint)
+    (data,) = _split_overrides(_parse_overrides(args.config),
+                               from_dict(DataConfig, checkpoint.data_config))
+    data = _data_config(args, data)
+    count = sample_checkpoint(checkpoint, data, out=args.out, n=args.n,
+                              temperature=args.temperature, seed=args.seed)
+    print(json.dumps({"out": args.out, "detections": count}))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from trainer.bench.detection import run_benchmark
+
+    result = run_benchmark(quick=args.quick, runs_dir=Path(args.runs),
+                           use_cache=not args.from_scratch, progress=not args.quiet)
+    print(json.dumps(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n")[0])
+    parser.add_argument("--help-config", action="store_true",
+                        help="list every --config setting with its help and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, checkpoint_required: bool) -> None:
+        p.add_argument("--data", help="COCO folder (images + instances.json); "
+                                      "default: Synthetic Shapes")
+        p.add_argument("--checkpoint", required=checkpoint_required,
+                       help="checkpoint to " + ("use" if checkpoint_required else "resume"))
+        p.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="config overrides (see --help-config)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    for name, fn, required, text in (
+        ("pretrain", cmd_pretrain, False, "MLE pretraining (or resume one)"),
+        ("tune", cmd_tune, True, "REINFORCE tuning of a checkpoint"),
+    ):
+        p = commands.add_parser(name, help=text)
+        common(p, required)
+        p.add_argument("--name", help=f"run name: logs go to RUNS/NAME (default {name})")
+        p.add_argument("--runs", default="runs", help="folder of runs (default runs)")
+        p.add_argument("--save", help="checkpoint to write (default RUNS/NAME/{name}.pt)")
+        p.set_defaults(fn=fn)
+    p = commands.add_parser("eval", help="COCO mAP/AP50/AR@100 of a checkpoint")
+    common(p, True)
+    p.add_argument("--out", help="write the detections as a COCO results JSON")
+    p.add_argument("--decoding", default="all", choices=["all", "class", "confidence",
+                                                         "class_fill", "confidence_fill"],
+                   help="how boxes are decoded and scored (default: report all)")
+    p.set_defaults(fn=cmd_eval)
+    p = commands.add_parser("sample", help="sample detections, written as COCO results")
+    common(p, True)
+    p.add_argument("--out", required=True, help="COCO results JSON to write")
+    p.add_argument("--n", type=int, default=1, help="samples per image")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.set_defaults(fn=cmd_sample)
+    p = commands.add_parser("bench", help="benchmarks: `bench detection [--quick]`")
+    p.add_argument("task", choices=["detection"])
+    p.add_argument("--quick", action="store_true", help="reduced run, under 2 minutes")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="do not reuse a cached MLE checkpoint of the same config")
+    p.add_argument("--runs", default="runs", help="folder for the benchmark's runs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(fn=cmd_bench)
+    return parser
+
+
+def _config_help() -> str:
+    lines = []
+    for config in (ModelConfig, DetectionTaskConfig, DataConfig, PretrainConfig, TuneConfig):
+        lines.append(f"{config.__name__}:")
+        defaults = config()
+        for name, text in help_for(config).items():
+            lines.append(f"  {name}={getattr(defaults, name)!r:<10} {text}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trainer.train.checkpoint import CheckpointError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.help_config:
+        print(_config_help())
+        return 0
+    if not args.command:
+        parser.print_usage(sys.stderr)
+        print("error: give a command (pretrain, tune, eval, sample, bench)", file=sys.stderr)
+        return 2
+    try:
+        return args.fn(args)
+    except (UsageError, CheckpointError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Models the trainer can tune: anything with `sample(images, n)` and `log_prob(images, tokens)`."""

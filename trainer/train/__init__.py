@@ -1,0 +1,1 @@
+"""Training: run configs, MLE pretraining, REINFORCE tuning, checkpoints and metrics logs."""

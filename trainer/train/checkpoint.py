@@ -1,0 +1,106 @@
+"""Checkpoints that carry their configs, so any one can be evaluated or resumed alone.
+
+A checkpoint is a `torch.save`d dict: the model, task and run configs (plain dicts), the class
+names, the stage ("pretrain" or "tune"), the step reached, the model weights and, for resuming,
+the optimiser state and the stream position. `load_checkpoint` raises `CheckpointError` with a
+one-line reason for a missing, unreadable or foreign file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.models.pix2seq import Pix2SeqModel
+from trainer.tasks.detection import DetectionTask
+from trainer.train.config import DetectionTaskConfig, ModelConfig, from_dict, to_dict
+
+FORMAT = "tunelab-pix2seq-detection/1"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used, with a message fit for the command line."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: rebuild the model with `build()`."""
+
+    model_config: ModelConfig
+    task_config: DetectionTaskConfig
+    class_names: tuple[str, ...]
+    stage: str
+    step: int
+    run_config: dict[str, Any]
+    state: dict[str, Any]  # model weights
+    optimizer: dict[str, Any] | None
+    data_config: dict[str, Any]
+
+    def build(self, device: torch.device | str = "cpu") -> tuple[Pix2SeqModel, DetectionTask]:
+        task = DetectionTask(self.task_config, len(self.class_names))
+        model = Pix2SeqModel(self.model_config, task.spec)
+        model.load_state_dict(self.state)
+        return model.to(device), task
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: Pix2SeqModel,
+    task: DetectionTask,
+    class_names: tuple[str, ...],
+    stage: str,
+    step: int,
+    run_config: Any,
+    data_config: Any,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> None:
+    """Write atomically (a temporary file renamed), so an interrupted save leaves the old one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "model_config": to_dict(model.config),
+        "task_config": to_dict(task.config),
+        "class_names": list(class_names),
+        "stage": stage,
+        "step": step,
+        "run_config": run_config if isinstance(run_config, dict) else to_dict(run_config),
+        "data_config": to_dict(data_config),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by `save_checkpoint` (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a Tunelab detection checkpoint")
+    try:
+        return Checkpoint(
+            model_config=from_dict(ModelConfig, payload["model_config"]),
+            task_config=from_dict(DetectionTaskConfig, payload["task_config"]),
+            class_names=tuple(payload["class_names"]),
+            stage=payload["stage"],
+            step=int(payload["step"]),
+            run_config=payload["run_config"],
+            data_config=payload["data_config"],
+            state=payload["model"],
+            optimizer=payload["optimizer"],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} is incomplete or damaged ({exc})") from None

@@ -1,0 +1,71 @@
+"""Where runs get their examples: Synthetic Shapes (default) or a user's COCO folder.
+
+Training draws batches from an endless stream (fresh scenes for Synthetic Shapes: a first probe
+found that a fixed set of 4k scenes is memorised); evaluation uses a fixed, held-out source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from trainer.data.detection import (
+    DetectionBatch,
+    DetectionExample,
+    DetectionSource,
+    ShapesStream,
+    collate,
+    shapes_source,
+)
+from trainer.data.shapes import ShapesConfig
+from trainer.train.config import DataConfig
+
+
+def shapes_config(data: DataConfig) -> ShapesConfig:
+    return ShapesConfig(min_objects=data.min_objects, max_objects=data.max_objects)
+
+
+def load_folder(data_dir: str) -> DetectionSource:
+    """A COCO folder as a source; raises ValueError with a readable reason."""
+    from trainer.data.coco import load_coco_dir
+
+    return load_coco_dir(data_dir)
+
+
+class TrainStream:
+    """Batches for training; `position` is saved in checkpoints to resume the stream."""
+
+    def __init__(self, data: DataConfig, split: str = "train", seed: int = 0, start: int = 0):
+        self.source: DetectionSource | None = None
+        self.shapes: ShapesStream | None = None
+        if data.data_dir:
+            self.source = load_folder(data.data_dir)
+            self.categories = self.source.categories
+            self._examples: Iterator[DetectionExample] = self.source.endless(seed)
+            for _ in range(start):
+                next(self._examples)
+            self._position = start
+        else:
+            # Each seed reads its own stretch of the unbounded train split.
+            self.shapes = ShapesStream(shapes_config(data), split, start + seed * 10**8)
+            self.categories = self.shapes.categories
+
+    @property
+    def position(self) -> int:
+        return self.shapes.index % 10**8 if self.shapes else self._position
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(str(c["name"]) for c in self.categories)
+
+    def next_batch(self, batch_size: int, image_size: int) -> DetectionBatch:
+        if self.shapes is not None:
+            return self.shapes.next_batch(batch_size, image_size)
+        self._position += batch_size
+        return collate([next(self._examples) for _ in range(batch_size)], image_size)
+
+
+def eval_source(data: DataConfig) -> DetectionSource:
+    """The held-out examples: the COCO folder, or the first `eval_images` of a Shapes split."""
+    if data.data_dir:
+        return load_folder(data.data_dir)
+    return shapes_source(data.eval_split, data.eval_images, shapes_config(data))

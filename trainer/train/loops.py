@@ -1,0 +1,175 @@
+"""The two training runs: MLE pretraining and REINFORCE tuning, with checkpoints and logs.
+
+Both loops are thin: draw a batch, call the step function (`mle_step`, `reinforce_step`), log
+its metrics, checkpoint. The stream position is stored with the weights, so `resume` continues
+with the scenes the interrupted run had not seen yet.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from trainer.models.pix2seq import Pix2SeqModel
+from trainer.tasks.detection import DetectionTask
+from trainer.train.checkpoint import Checkpoint, save_checkpoint
+from trainer.train.config import (
+    DataConfig,
+    DetectionTaskConfig,
+    ModelConfig,
+    PretrainConfig,
+    TuneConfig,
+    to_dict,
+)
+from trainer.train.data import TrainStream
+from trainer.train.metrics import MetricsLog
+from trainer.train.mle import make_optimizer, mle_step, warmup_cosine
+from trainer.train.reinforce import reinforce_step
+
+
+def pick_device() -> torch.device:
+    """CUDA when there is a GPU, else the CPU: sizes scale up by config alone."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class RunResult:
+    model: Pix2SeqModel
+    task: DetectionTask
+    class_names: tuple[str, ...]
+    seconds: float  # wall time of the loop
+    step_s: float  # mean seconds per step (after the first few)
+
+
+def _set_threads(threads: int) -> None:
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def _timed_mean(times: list[float]) -> float:
+    tail = times[min(5, len(times) // 2):]  # the first steps pay for allocator warm-up
+    return sum(tail) / max(1, len(tail))
+
+
+def pretrain(
+    model_config: ModelConfig,
+    task_config: DetectionTaskConfig,
+    data: DataConfig,
+    config: PretrainConfig,
+    *,
+    checkpoint_path: str | Path,
+    resume: Checkpoint | None = None,
+    log: MetricsLog | None = None,
+    progress: bool = True,
+    save_every: int = 1000,
+) -> RunResult:
+    """MLE pretraining from scratch, or from `resume` (whose configs then apply)."""
+    _set_threads(config.threads)
+    device = pick_device()
+    torch.manual_seed(config.seed)
+    start = resume.step if resume else 0
+    position = resume.run_config.get("stream_position", 0) if resume else 0
+    stream = TrainStream(data, "train", seed=config.seed, start=position)
+    class_names = resume.class_names if resume else stream.class_names
+    if resume:
+        model, task = resume.build(device)
+    else:
+        task = DetectionTask(task_config, len(class_names))
+        model = Pix2SeqModel(model_config, task.spec).to(device)
+    optimizer = make_optimizer(model, config.lr, config.weight_decay)
+    if resume and resume.optimizer:
+        optimizer.load_state_dict(resume.optimizer)
+    order = torch.Generator().manual_seed(config.seed + start)
+    log = log or MetricsLog(None)
+
+    def save(step: int) -> None:
+        save_checkpoint(
+            checkpoint_path, model=model, task=task, class_names=class_names, stage="pretrain",
+            step=step, run_config=_with_position(config, stream.position), data_config=data,
+            optimizer=optimizer,
+        )
+
+    times: list[float] = []
+    began = time.perf_counter()
+    bar = tqdm(range(start, config.steps), desc="pretrain", disable=not progress)
+    for step in bar:
+        tick = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * warmup_cosine(step, config.steps, config.warmup)
+        batch = stream.next_batch(config.batch_size, model.config.image_size).to(device)
+        metrics = mle_step(
+            model, optimizer, batch.images, task.targets(batch, order), config.grad_clip
+        )
+        times.append(time.perf_counter() - tick)
+        if step % config.log_every == 0 or step == config.steps - 1:
+            log.write("pretrain", step, lr=optimizer.param_groups[0]["lr"], **metrics)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}")
+        if (step + 1) % save_every == 0:
+            save(step + 1)
+    save(config.steps)
+    return RunResult(model, task, class_names, time.perf_counter() - began, _timed_mean(times))
+
+
+def tune(
+    pretrained: Checkpoint,
+    data: DataConfig,
+    config: TuneConfig,
+    *,
+    checkpoint_path: str | Path,
+    log: MetricsLog | None = None,
+    progress: bool = True,
+    save_every: int = 200,
+) -> RunResult:
+    """REINFORCE tuning of a checkpoint on the train split (a stretch MLE did not use)."""
+    _set_threads(config.threads)
+    device = pick_device()
+    torch.manual_seed(config.seed)
+    resumed = pretrained.stage == "tune"
+    start = pretrained.step if resumed else 0
+    position = pretrained.run_config.get("stream_position", 0) if resumed else 0
+    stream = TrainStream(data, "train", seed=config.seed, start=position)
+    model, task = pretrained.build(device)
+    reference = None
+    if config.kl_coef > 0:
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = make_optimizer(model, config.lr, 0.0)
+    if resumed and pretrained.optimizer:
+        optimizer.load_state_dict(pretrained.optimizer)
+    sampler = torch.Generator(device=device).manual_seed(config.seed + start)
+    log = log or MetricsLog(None)
+
+    def save(step: int) -> None:
+        save_checkpoint(
+            checkpoint_path, model=model, task=task, class_names=pretrained.class_names,
+            stage="tune", step=step, run_config=_with_position(config, stream.position),
+            data_config=data, optimizer=optimizer,
+        )
+
+    times: list[float] = []
+    began = time.perf_counter()
+    bar = tqdm(range(start, config.steps), desc="tune", disable=not progress)
+    for step in bar:
+        tick = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+        batch = stream.next_batch(config.batch_size, model.config.image_size).to(device)
+        metrics = reinforce_step(model, optimizer, task, batch, config, sampler, reference)
+        times.append(time.perf_counter() - tick)
+        if step % config.log_every == 0 or step == config.steps - 1:
+            log.write("tune", step, lr=optimizer.param_groups[0]["lr"], **metrics)
+            bar.set_postfix(reward=f"{metrics['reward']:.3f}")
+        if (step + 1) % save_every == 0:
+            save(step + 1)
+    save(config.steps)
+    return RunResult(
+        model, task, pretrained.class_names, time.perf_counter() - began, _timed_mean(times)
+    )
+
+
+def _with_position(config: PretrainConfig | TuneConfig, position: int) -> dict:
+    return {**to_dict(config), "stream_position": position}
