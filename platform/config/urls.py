@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("exports.urls")),
+    path("", include("annotate.urls")),
     # The platform's apps add their `path("api/...", include(...))` and UI routes here.
 ]
 
