@@ -1,0 +1,1 @@
+"""Evaluation of the trainer's models with the field's standard metrics."""
