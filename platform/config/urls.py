@@ -5,11 +5,15 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/auth/token/", obtain_auth_token, name="auth-token"),
+    path("api/", include("projects.urls")),
+    path("api/", include("labeling.urls")),
     path("api/", include("exports.urls")),
     path("", include("annotate.urls")),
     # The platform's apps add their `path("api/...", include(...))` and UI routes here.

@@ -1,0 +1,182 @@
+"""REST endpoints of the annotation queue: next task, answer, skip, undo, and quality.
+
+Each view validates its input with a serializer, calls one service or selector, and serializes
+the result; the rules live in labeling.services.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.permissions import ADMINS, ANNOTATORS, project_for
+from labeling.models import Assignment, Comparison, Rating
+from labeling.quality import project_quality
+from labeling.selectors import task_for, task_screen
+from labeling.services import answer_submit, answer_undo, next_task_for, task_skip
+from projects.models import Item, Project, RatingMode
+
+# --- Serializers ----------------------------------------------------------------------------
+
+
+class ScreenItemOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    image_url = serializers.SerializerMethodField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_image_url(self, item: Item) -> str:
+        return item.image.url
+
+
+class ShownCandidateOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField(help_text="A, B, ... in screen order.")
+    output = serializers.JSONField()
+
+
+class ProgressOutput(serializers.Serializer):
+    done_today = serializers.IntegerField()
+    done = serializers.IntegerField()
+    total = serializers.IntegerField(help_text="Tasks in the project.")
+
+
+class TaskOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    lease_expires_at = serializers.DateTimeField(allow_null=True)
+    rating_mode = serializers.ChoiceField(choices=RatingMode.choices)
+    item = ScreenItemOutput()
+    candidates = ShownCandidateOutput(many=True)
+    progress = ProgressOutput()
+
+
+class NextTaskInput(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False, min_value=1, help_text="A task the caller already shows: lease another."
+    )
+
+
+class AnswerInput(serializers.Serializer):
+    answer = serializers.DictField(
+        help_text='{"score": 1..5}, {"choice": "A" | "B" | "tie"} or {"ranking": [ids]}.'
+    )
+    idempotency_key = serializers.CharField(max_length=64)
+    time_spent_ms = serializers.IntegerField(min_value=0, max_value=86_400_000, default=0)
+
+
+class AnswerOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    task = serializers.IntegerField(source="task_id")
+    answer = serializers.SerializerMethodField()
+    idempotency_key = serializers.CharField()
+    time_spent_ms = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_answer(self, stored: Rating | Comparison) -> dict:
+        if isinstance(stored, Rating):
+            return {"score": stored.score, "candidate": stored.candidate_id}
+        if stored.choice is not None:
+            return {"choice": stored.choice}
+        return {"ranking": stored.ranking}
+
+
+class SkipOutput(serializers.Serializer):
+    task = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class AnnotatorQualityOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    answers = serializers.IntegerField()
+    median_seconds = serializers.FloatField(allow_null=True)
+    agreement_with_others = serializers.FloatField(
+        allow_null=True, help_text="Share of comparisons with other annotators that agree."
+    )
+    compared = serializers.IntegerField(help_text="Comparisons with other annotators.")
+
+
+class QualityOutput(serializers.Serializer):
+    rating_mode = serializers.ChoiceField(choices=RatingMode.choices)
+    metric = serializers.CharField(
+        help_text="krippendorff_alpha_ordinal (scale) or pairwise_agreement_rate."
+    )
+    agreement = serializers.FloatField(allow_null=True, help_text="null when undefined.")
+    alpha_interval = serializers.FloatField(allow_null=True, help_text="Scale only.")
+    pairable_tasks = serializers.IntegerField(help_text="Tasks with two answers or more.")
+    answers = serializers.IntegerField()
+    tasks = serializers.IntegerField()
+    tasks_complete = serializers.IntegerField()
+    annotators = AnnotatorQualityOutput(many=True)
+
+
+# --- Views ----------------------------------------------------------------------------------
+
+
+def _screen(request: Request, assignment: Assignment, project: Project) -> Response:
+    screen = task_screen(assignment=assignment, user=request.user, project=project)
+    return Response(TaskOutput(screen).data)
+
+
+class NextTaskApi(APIView):
+    @extend_schema(
+        parameters=[NextTaskInput],
+        responses={200: TaskOutput, 204: OpenApiResponse(description="No task left for you.")},
+        summary="Lease the caller's next task",
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        query = NextTaskInput(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        project = project_for(request.user, project_id, roles=ANNOTATORS)
+        assignment = next_task_for(
+            user=request.user, project=project, after=query.validated_data.get("after")
+        )
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return _screen(request, assignment, project)
+
+
+class AnswerApi(APIView):
+    @extend_schema(
+        request=AnswerInput,
+        responses={201: AnswerOutput, 200: AnswerOutput},
+        summary="Answer a leased task (the same idempotency key again returns the first answer)",
+    )
+    def post(self, request: Request, task_id: int) -> Response:
+        body = AnswerInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        task = task_for(request.user, task_id, roles=ANNOTATORS)
+        stored, created = answer_submit(user=request.user, task=task, **body.validated_data)
+        return Response(AnswerOutput(stored).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SkipApi(APIView):
+    @extend_schema(request=None, responses=SkipOutput, summary="Skip a task")
+    def post(self, request: Request, task_id: int) -> Response:
+        task = task_for(request.user, task_id, roles=ANNOTATORS)
+        task_skip(user=request.user, task=task)
+        return Response(SkipOutput({"task": task.pk, "status": "skipped"}).data)
+
+
+class UndoApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: TaskOutput, 404: OpenApiResponse(description="Nothing to undo.")},
+        summary="Withdraw the caller's last answer in the project and lease its task again",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for(request.user, project_id, roles=ANNOTATORS)
+        assignment = answer_undo(user=request.user, project=project)
+        return _screen(request, assignment, project)
+
+
+class QualityApi(APIView):
+    @extend_schema(responses=QualityOutput, summary="Agreement and per-annotator figures")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_for(request.user, project_id, roles=ADMINS)
+        return Response(QualityOutput(project_quality(project=project)).data)

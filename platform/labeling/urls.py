@@ -1,0 +1,13 @@
+"""API routes of the annotation queue (mounted under /api/)."""
+
+from django.urls import path
+
+from labeling import api
+
+urlpatterns = [
+    path("projects/<int:project_id>/next-task/", api.NextTaskApi.as_view(), name="next-task"),
+    path("projects/<int:project_id>/undo/", api.UndoApi.as_view(), name="answer-undo"),
+    path("projects/<int:project_id>/quality/", api.QualityApi.as_view(), name="quality"),
+    path("tasks/<int:task_id>/answer/", api.AnswerApi.as_view(), name="task-answer"),
+    path("tasks/<int:task_id>/skip/", api.SkipApi.as_view(), name="task-skip"),
+]

@@ -1,0 +1,89 @@
+"""Who may read and answer: anonymous (401), a member of another project (404, nothing leaks),
+a viewer (reads, cannot answer), an annotator (reads and answers, no quality page), an admin."""
+
+import pytest
+from django.middleware.csrf import get_token
+from django.test import RequestFactory
+
+from labeling.models import Comparison
+from labeling.services import next_task_for
+from projects.models import Role
+from projects.services import membership_set
+
+ROLES = ["anonymous", "outsider", "viewer", "annotator", "admin"]
+# Expected status per endpoint, in the order of ROLES.
+READS = {
+    "detail": [401, 404, 200, 200, 200],
+    "items": [401, 404, 200, 200, 200],
+    "candidates": [401, 404, 200, 200, 200],
+    "quality": [401, 404, 403, 403, 200],
+}
+
+
+@pytest.fixture
+def clients(api_client_for, make_user, project, project_admin, annotator, outsider,
+            other_project):
+    viewer = make_user("viewer")
+    membership_set(project=project, user=viewer, role=Role.VIEWER)
+    users = {"anonymous": None, "outsider": outsider, "viewer": viewer,
+             "annotator": annotator, "admin": project_admin}
+    return {role: (users[role], api_client_for(users[role])) for role in ROLES}
+
+
+@pytest.mark.parametrize("endpoint", sorted(READS))
+def test_reads(clients, project, endpoint):
+    suffix = "" if endpoint == "detail" else f"{endpoint}/"
+    for role, expected in zip(ROLES, READS[endpoint], strict=True):
+        response = clients[role][1].get(f"/api/projects/{project.pk}/{suffix}")
+        assert response.status_code == expected, role
+        if expected == 401:
+            assert response.json()["detail"]
+            assert response.headers["WWW-Authenticate"].startswith("Token")
+
+
+def test_project_list(clients, project):
+    assert clients["anonymous"][1].get("/api/projects/").status_code == 401
+    for role in ROLES[1:]:
+        names = [p["name"] for p in clients[role][1].get("/api/projects/").json()]
+        assert ("shapes pairwise" in names) == (role != "outsider"), role
+
+
+def test_next_task_and_answer(clients, project):
+    expected_next = [401, 404, 403, 200, 200]
+    for role, expected in zip(ROLES, expected_next, strict=True):
+        response = clients[role][1].get(f"/api/projects/{project.pk}/next-task/")
+        assert response.status_code == expected, role
+    # Annotator and admin were both handed the first task (overlap 2); both may answer it.
+    task = next_task_for(user=clients["annotator"][0], project=project).task
+    assert next_task_for(user=clients["admin"][0], project=project).task_id == task.pk
+    expected_answer = [401, 404, 403, 201, 201]
+    for role, expected in zip(ROLES, expected_answer, strict=True):
+        response = clients[role][1].post(
+            f"/api/tasks/{task.pk}/answer/",
+            {"answer": {"choice": "A"}, "idempotency_key": f"key-{role}"}, format="json",
+        )
+        assert response.status_code == expected, role
+    assert sorted(Comparison.objects.values_list("annotator__username", flat=True)) == [
+        "annotator", "project-admin"
+    ]
+    for role, expected in zip(ROLES, [401, 404, 403, 409, 409], strict=True):
+        response = clients[role][1].post(f"/api/tasks/{task.pk}/skip/")
+        assert response.status_code == expected, role
+    for role, expected in zip(ROLES, [401, 404, 403, 200, 200], strict=True):
+        response = clients[role][1].post(f"/api/projects/{project.pk}/undo/")
+        assert response.status_code == expected, role
+
+
+def test_session_posts_need_the_csrf_token(api_client_for, annotator, project):
+    client = api_client_for(annotator, session=True)
+    task = client.get(f"/api/projects/{project.pk}/next-task/").json()
+    body = {"answer": {"choice": "B"}, "idempotency_key": "csrf"}
+    refused = client.post(f"/api/tasks/{task['id']}/answer/", body, format="json")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    assert not Comparison.objects.exists()
+    request = RequestFactory().get("/")
+    token = get_token(request)
+    client.cookies["csrftoken"] = request.META["CSRF_COOKIE"]
+    accepted = client.post(f"/api/tasks/{task['id']}/answer/", body, format="json",
+                           HTTP_X_CSRFTOKEN=token)
+    assert accepted.status_code == 201

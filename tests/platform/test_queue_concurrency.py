@@ -1,0 +1,113 @@
+"""The queue under concurrent annotators on PostgreSQL: each thread is one annotator with its
+own database connection, all asking for and answering tasks at once."""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection, connections
+
+from labeling.models import Assignment, AssignmentStatus, Rating, Task
+from labeling.services import answer_submit, next_task_for
+from projects.models import RatingMode
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL"),
+]
+
+
+def run_annotators(project, users, *, answer: bool) -> dict[int, list[int]]:
+    served: dict[int, list[int]] = {user.pk: [] for user in users}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(users))
+
+    def work(user) -> None:
+        try:
+            start.wait()
+            if not answer:
+                # Hold leases without answering: one task, then a second one to preload.
+                first = next_task_for(user=user, project=project)
+                second = first and next_task_for(user=user, project=project,
+                                                 after=first.task_id)
+                served[user.pk] = [a.task_id for a in (first, second) if a is not None]
+                return
+            while (assignment := next_task_for(user=user, project=project)) is not None:
+                served[user.pk].append(assignment.task_id)
+                task = Task.objects.select_related("project").get(pk=assignment.task_id)
+                answer_submit(user=user, task=task, answer={"score": 3},
+                              idempotency_key=f"{user.pk}-{assignment.task_id}")
+        except BaseException as error:  # re-raised in the main thread
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return served
+
+
+def test_concurrent_annotators_fill_every_task_to_its_overlap_exactly(make_project, make_user):
+    users = [make_user() for _ in range(6)]
+    project = make_project(rating_mode=RatingMode.SCALE, overlap=3, n_items=10, n_candidates=2,
+                           annotators=users)
+    served = run_annotators(project, users, answer=True)
+    for tasks in served.values():
+        assert len(tasks) == len(set(tasks)), "an annotator was served a task twice"
+    per_task = Counter(task for tasks in served.values() for task in tasks)
+    assert set(per_task.values()) == {3}
+    assert len(per_task) == 20
+    assert Rating.objects.count() == 60
+    assert set(Task.objects.values_list("answer_count", flat=True)) == {3}
+
+
+def test_concurrent_leases_never_exceed_the_overlap(make_project, make_user):
+    users = [make_user() for _ in range(8)]
+    project = make_project(rating_mode=RatingMode.SCALE, overlap=2, n_items=3, n_candidates=2,
+                           annotators=users)
+    served = run_annotators(project, users, answer=False)
+    for tasks in served.values():
+        assert len(tasks) == len(set(tasks))
+    leases = Counter(
+        Assignment.objects.filter(status=AssignmentStatus.LEASED).values_list("task_id",
+                                                                            flat=True)
+    )
+    assert leases and max(leases.values()) <= 2
+    # Six tasks, two slots each, eight annotators: every slot was taken, none twice.
+    assert sum(leases.values()) == 12
+
+
+def test_racing_retries_of_one_answer_store_it_once(make_project, make_user):
+    user = make_user()
+    project = make_project(rating_mode=RatingMode.SCALE, n_items=1, n_candidates=1,
+                           annotators=[user])
+    task = Task.objects.select_related("project").get(pk=next_task_for(
+        user=user, project=project).task_id)
+    start = threading.Barrier(4)
+    results: list[tuple[int, bool]] = []
+
+    def retry() -> None:
+        try:
+            start.wait()
+            stored, created = answer_submit(user=user, task=task, answer={"score": 2},
+                                            idempotency_key="one-key")
+            results.append((stored.pk, created))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=retry) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4
+    assert len({pk for pk, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False, False, False, True]
+    assert Rating.objects.count() == 1
+    assert Task.objects.get(pk=task.pk).answer_count == 1
