@@ -49,7 +49,11 @@ function prepare(task) {
   return { task, view, key: api.newIdempotencyKey(), shownAt: 0 };
 }
 
+const HELP_KEY = COMMON_KEYS.filter((entry) => entry.action.type === "help");
+
 function keymap() {
+  // While the overlay is open its own keys (Esc, Tab, Enter on Close) work as usual.
+  if (help.open) return HELP_KEY;
   const panelCount = state.screen ? state.screen.task.candidates.length : 0;
   const own = state.screen ? modeKeys(project.rating_mode, panelCount) : [];
   return [...own, ...COMMON_KEYS];

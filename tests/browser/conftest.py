@@ -1,0 +1,195 @@
+"""Fixtures for the browser tests: Debian's chromium driven by Playwright against pytest-django's
+live_server, and projects built with the platform's own services on Synthetic Shapes scenes.
+
+- `browser` (session): chromium at $TUNELAB_BROWSER (default /usr/bin/chromium); the tests skip
+  when it is absent. Playwright's own browser downloads are never used.
+- `page`: a fresh browser context and page, 1280 x 800.
+- `shapes_project(task=..., rating_mode=..., n_items=..., n_candidates=...)` -> ShapesProject:
+  the project, its admin and its annotator (password PASSWORD), on real Synthetic Shapes images
+  with candidate outputs of varied quality for the vision task.
+- `log_in(page, live_server, user)`: logs in through the login form.
+"""
+
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from labeling.services import tasks_create
+from projects.models import Project, Role
+from projects.services import (
+    candidate_create,
+    item_create,
+    membership_set,
+    model_version_get_or_create,
+    project_create,
+)
+from trainer.data.shapes import CLASS_NAMES, Scene, generate_scene, scene_seed
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
+# body would otherwise refuse to run "in an async context".
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+BROWSER = os.environ.get("TUNELAB_BROWSER", "/usr/bin/chromium")
+PASSWORD = "shapes-are-fun-42"
+CATEGORIES = [{"id": i + 1, "name": name} for i, name in enumerate(CLASS_NAMES)]
+_serial = count()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(BROWSER).exists():
+        pytest.skip(f"no chromium at {BROWSER}: install Debian's chromium or set TUNELAB_BROWSER")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=BROWSER,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    """Images go to a temporary MEDIA_ROOT (live_server serves it); passwords hash fast."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def log_in() -> Callable[..., None]:
+    def log_in(page, live_server, user) -> None:
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+
+    return log_in
+
+
+@dataclass
+class ShapesProject:
+    project: Project
+    admin: object
+    annotator: object
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _media_url(name: str, content: bytes) -> str:
+    return default_storage.url(default_storage.save(name, ContentFile(content)))
+
+
+def _detection(scene: Scene, quality: int) -> dict:
+    """The scene's boxes, worse as `quality` grows: shifted, and the last object missed."""
+    kept = len(scene.boxes) - (1 if quality >= 2 and len(scene.boxes) > 1 else 0)
+    objects = []
+    for (ymin, xmin, ymax, xmax), cls in zip(scene.boxes[:kept], scene.classes[:kept],
+                                             strict=True):
+        shift = 3.0 * quality
+        objects.append({
+            "bbox": [float(xmin) + shift, float(ymin), float(xmax - xmin), float(ymax - ymin)],
+            "category_id": int(cls) + 1,
+            "score": round(0.95 - 0.2 * quality, 2),
+        })
+    return {"objects": objects}
+
+
+def _colorization(scene: Scene, quality: int, name: str) -> dict:
+    """The true colours, then channel-swapped and washed-out versions."""
+    image = scene.image
+    if quality == 1:
+        image = image[:, :, ::-1]
+    elif quality >= 2:
+        image = ((image.astype(np.float32) + 2 * scene.gray[..., None]) / 3).astype(np.uint8)
+    content = _png(np.ascontiguousarray(image))
+    return {"image_url": _media_url(f"colorized/{name}_{quality}.png", content)}
+
+
+def _panoptic(scene: Scene, quality: int, name: str) -> dict:
+    """A COCO panoptic PNG (id = R + 256 G + 65536 B); worse outputs lose their last segment."""
+    ids = scene.panoptic.copy()
+    k = len(scene.classes)
+    if quality >= 1 and k > 1:
+        ids[ids == k] = 0
+        k -= 1
+    rgb = np.stack([ids % 256, (ids // 256) % 256, ids // 65536], axis=-1).astype(np.uint8)
+    segments = [{"id": i + 1, "category_id": int(scene.classes[i]) + 1} for i in range(k)]
+    return {"overlay_url": _media_url(f"panoptic/{name}_{quality}.png", _png(rgb)),
+            "segments": segments}
+
+
+def _captioning(scene: Scene, quality: int, other: Scene) -> dict:
+    """The scene's own caption, then captions of another scene."""
+    if quality == 0:
+        return {"caption": scene.captions[0]}
+    return {"caption": other.captions[quality % len(other.captions)]}
+
+
+def _output(task: str, scene: Scene, quality: int, name: str) -> dict:
+    if task == "detection":
+        return _detection(scene, quality)
+    if task == "colorization":
+        return _colorization(scene, quality, name)
+    if task == "panoptic":
+        return _panoptic(scene, quality, name)
+    return _captioning(scene, quality, generate_scene(scene.seed + 1000))
+
+
+@pytest.fixture
+def shapes_project(transactional_db) -> Callable[..., ShapesProject]:
+    def make(
+        *, task: str = "detection", rating_mode: str = "scale", n_items: int = 4,
+        n_candidates: int = 1, ranking_k: int = 3,
+    ) -> ShapesProject:
+        serial = next(_serial)
+        users = get_user_model().objects
+        admin = users.create_user(f"admin{serial}", password=PASSWORD)
+        annotator = users.create_user(f"annotator{serial}", password=PASSWORD)
+        project = project_create(
+            name=f"Shapes {task} {rating_mode} {serial}", task=task, rating_mode=rating_mode,
+            ranking_k=ranking_k, created_by=admin,
+            instructions="Judge how well the output describes the image.\n"
+                         "Look at every object: missing or misplaced ones count against it.",
+            categories=CATEGORIES if task in ("detection", "panoptic") else [],
+        )
+        membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+        versions = [model_version_get_or_create(project=project, name=f"model-{q}")
+                    for q in range(n_candidates)]
+        for index in range(n_items):
+            scene = generate_scene(scene_seed("val", index))
+            pixels = np.repeat(scene.gray[..., None], 3, axis=2) if task == "colorization" \
+                else scene.image
+            name = f"p{project.pk}_scene_{index:03d}"
+            item = item_create(project=project, file_name=f"{name}.png", image=_png(pixels))
+            for quality, version in enumerate(versions):
+                candidate_create(item=item, model_version=version,
+                                 output=_output(task, scene, quality, name))
+        tasks_create(project=project)
+        return ShapesProject(project=project, admin=admin, annotator=annotator)
+
+    return make
