@@ -87,3 +87,21 @@ def test_session_posts_need_the_csrf_token(api_client_for, annotator, project):
     accepted = client.post(f"/api/tasks/{task['id']}/answer/", body, format="json",
                            HTTP_X_CSRFTOKEN=token)
     assert accepted.status_code == 201
+
+
+def test_django_admin_lists_everything_for_staff_only(client, make_user, project, annotator,
+                                                     valid_answer):
+    from labeling.services import answer_submit
+
+    lease = next_task_for(user=annotator, project=project)
+    answer_submit(user=annotator, task=lease.task, answer=valid_answer(lease.task),
+                  idempotency_key="admin-page")
+    pages = ["projects/project", "projects/membership", "projects/item",
+             "projects/modelversion", "projects/candidate", "labeling/task",
+             "labeling/assignment", "labeling/rating", "labeling/comparison"]
+    assert client.get("/admin/projects/project/").status_code == 302
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    for page in pages:
+        assert client.get(f"/admin/{page}/").status_code == 200, page
+    assert client.get(f"/admin/projects/project/{project.pk}/change/").status_code == 200
+    assert client.get(f"/admin/labeling/task/{lease.task_id}/change/").status_code == 200
