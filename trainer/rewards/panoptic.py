@@ -1,0 +1,159 @@
+"""Panoptic reward: panoptic quality (PQ, Kirillov et al. 2019) of each predicted map, per image.
+
+A panoptic map gives every pixel a (category, instance) pair, stacked in a last axis of 2 as
+torchmetrics' `PanopticQuality` takes it: `(B, H, W, 2)` integers. A segment is the set of pixels
+sharing a pair; for a *stuff* category the instance is ignored (one segment per category).
+Synthetic Shapes (`trainer.data.coco_panoptic.scene_panoptic`) uses category 0 for the
+background, the one stuff category, and category k + 1 for shape class k, all things.
+
+Per image, predicted and ground-truth segments of the same category match when their IoU is
+above 0.5 (at most one match each, as IoU > 0.5 is exclusive); then per category
+`PQ_c = sum of matched IoUs / (TP + FP / 2 + FN / 2)`, and the image's reward is the mean of
+`PQ_c` over the categories present in the prediction or the ground truth. This is exactly
+torchmetrics' `PanopticQuality` run on that image alone (the tests check it), so the reward's
+mean over a dataset is not the dataset PQ, which pools TP/FP/FN over images before dividing;
+`panoptic_metrics` gives that figure, from torchmetrics. There are no void pixels: every pixel
+needs a category in `[0, num_categories)`.
+
+Vectorised over the batch: segments and segment-pair intersections are counted with
+`torch.unique` on combined (image, category, instance) keys, with no loop over pixels or images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import torch
+from torch import Tensor
+from torchmetrics.detection import PanopticQuality
+
+BACKGROUND = 0  # Synthetic Shapes' stuff category; shape class k is thing category k + 1
+SHAPES_STUFFS: frozenset[int] = frozenset({BACKGROUND})
+
+
+def _check(preds: Tensor, targets: Tensor) -> None:
+    if preds.shape != targets.shape or preds.ndim != 4 or preds.shape[-1] != 2:
+        raise ValueError(
+            "preds and targets must both be (B, H, W, 2) (category, instance), got "
+            f"{tuple(preds.shape)} and {tuple(targets.shape)}"
+        )
+    if preds.is_floating_point() or targets.is_floating_point():
+        raise ValueError("panoptic maps must hold integers")
+    if preds.numel() and (min(preds.min(), targets.min()) < 0):
+        raise ValueError("categories and instances must be >= 0 (void pixels are not supported)")
+
+
+def _distinct(key: Tensor, span: int) -> tuple[Tensor, Tensor, Tensor]:
+    """torch.unique(key) with inverse and counts, for non-negative keys below `span`.
+
+    Counting with bincount and a lookup table is linear and several times faster than
+    torch.unique's sort, so it is used whenever the table stays small next to the input.
+    """
+    if span > max(4 * key.numel(), 1 << 16):
+        return torch.unique(key, return_inverse=True, return_counts=True)
+    counts = torch.bincount(key, minlength=span)
+    values = counts.nonzero().squeeze(1)
+    rank = torch.cumsum(counts > 0, dim=0) - 1
+    return values, rank[key], counts[values]
+
+
+def _segment_keys(maps: Tensor, is_stuff: Tensor, instance_span: int) -> Tensor:
+    """Key of each pixel's segment, unique over the batch: (B, H, W, 2) -> (B, H*W).
+
+    key = (image * C + category) * instance_span + instance, the instance being 0 for stuff.
+    """
+    batch = maps.shape[0]
+    category = maps[..., 0].reshape(batch, -1).long()
+    instance = torch.where(is_stuff[category], 0, maps[..., 1].reshape(batch, -1).long())
+    image = torch.arange(batch, device=maps.device)[:, None]
+    return (image * is_stuff.numel() + category) * instance_span + instance
+
+
+def _stats(
+    preds: Tensor, targets: Tensor, stuffs: Collection[int]
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per image and category: (B, C) IoU sum of matches, TP, FP and FN, all float64."""
+    _check(preds, targets)
+    batch = preds.shape[0]
+    device = preds.device
+    highest = torch.cat([preds.reshape(-1, 2), targets.reshape(-1, 2)]).amax(dim=0).tolist()
+    num_categories, instance_span = (highest[0] + 1, highest[1] + 1) if preds.numel() else (1, 1)
+    is_stuff = torch.zeros(num_categories, dtype=torch.bool, device=device)
+    is_stuff[[s for s in stuffs if 0 <= s < num_categories]] = True
+    image_span = num_categories * instance_span  # keys of one image's possible segments
+    key_span = batch * image_span
+
+    pred_pixels = _segment_keys(preds, is_stuff, instance_span).reshape(-1)
+    gt_pixels = _segment_keys(targets, is_stuff, instance_span).reshape(-1)
+    pred_keys, pred_segment, pred_area = _distinct(pred_pixels, key_span)
+    gt_keys, _, gt_area = _distinct(gt_pixels, key_span)
+    # A pixel pairs its predicted segment with a ground-truth segment of the same image, so the
+    # pair needs only the ground truth's key within the image.
+    pairs, _, intersection = _distinct(
+        pred_segment * image_span + gt_pixels % image_span, pred_keys.numel() * image_span
+    )
+    pred_of_pair = pairs // image_span
+    gt_of_pair = torch.searchsorted(
+        gt_keys, pred_keys[pred_of_pair] // image_span * image_span + pairs % image_span
+    )
+    union = pred_area[pred_of_pair] + gt_area[gt_of_pair] - intersection
+    iou = intersection.double() / union.double()
+    pred_category = pred_keys // instance_span  # image * C + category
+    gt_category = gt_keys // instance_span
+    matched = (pred_category[pred_of_pair] == gt_category[gt_of_pair]) & (iou > 0.5)
+
+    def per_image_category(image_category: Tensor, values: Tensor) -> Tensor:
+        out = torch.zeros(key_span // instance_span, dtype=torch.float64, device=device)
+        out.index_add_(0, image_category, values.double())
+        return out.view(batch, num_categories)
+
+    match_category = gt_category[gt_of_pair[matched]]
+    iou_sum = per_image_category(match_category, iou[matched])
+    tp = per_image_category(match_category, torch.ones_like(iou[matched]))
+    fp = per_image_category(pred_category, torch.ones_like(pred_area)) - tp
+    fn = per_image_category(gt_category, torch.ones_like(gt_area)) - tp
+    return iou_sum, tp, fp, fn
+
+
+def panoptic_quality(
+    preds: Tensor, targets: Tensor, *, stuffs: Collection[int] = SHAPES_STUFFS
+) -> Tensor:
+    """PQ of each predicted map against its ground truth, in [0, 1]: (B, H, W, 2) x 2 -> (B,).
+
+    Channel 0 of the last axis is the category, channel 1 the instance id (ignored for the
+    categories in `stuffs`; every other category is a thing). B is usually images x samples:
+    repeat an image's ground truth for its samples. Returns float32 on the inputs' device
+    (computed in float64).
+    """
+    iou_sum, tp, fp, fn = _stats(preds, targets, stuffs)
+    denominator = tp + 0.5 * fp + 0.5 * fn
+    present = denominator > 0
+    per_category = torch.where(present, iou_sum / torch.where(present, denominator, 1.0), 0.0)
+    return (per_category.sum(dim=1) / present.sum(dim=1)).to(torch.float32)
+
+
+def panoptic_metrics(
+    preds: Tensor,
+    targets: Tensor,
+    *,
+    num_categories: int,
+    stuffs: Collection[int] = SHAPES_STUFFS,
+) -> dict[str, float]:
+    """Dataset PQ, SQ and RQ in percent (0-100) with torchmetrics' PanopticQuality (the evaluation).
+
+    `preds`, `targets`: (N, H, W, 2) (category, instance) maps of the whole evaluated set, with
+    categories in `[0, num_categories)`; `stuffs` as for `panoptic_quality`, the rest are things.
+    TP, FP, FN and IoU sums are pooled over images per category, then averaged over categories.
+    """
+    _check(preds, targets)
+    stuff_set = {int(s) for s in stuffs}
+    if not stuff_set <= set(range(num_categories)):
+        raise ValueError(f"stuffs {sorted(stuff_set)} must lie in [0, {num_categories})")
+    if preds.numel() and int(max(preds[..., 0].max(), targets[..., 0].max())) >= num_categories:
+        raise ValueError(f"categories must lie in [0, {num_categories})")
+    metric = PanopticQuality(
+        things=set(range(num_categories)) - stuff_set, stuffs=stuff_set, return_sq_and_rq=True
+    )
+    metric.update(preds, targets)
+    pq, sq, rq = (100.0 * metric.compute().double()).tolist()
+    return {"pq": pq, "sq": sq, "rq": rq}
