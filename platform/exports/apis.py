@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from common.permissions import ADMINS, project_for
 from exports.selectors import ExportFilters, answer_count, answers_for_export
-from exports.writers import csv_chunks, jsonl_chunks
+from exports.writers import csv_chunks, jsonl_chunks, rows_as_dicts
 from projects.models import ModelVersion, Project
 
 MAX_PAGE_SIZE = 1000
@@ -121,7 +121,7 @@ class ExportApi(APIView):
         size = params.get("page_size") or settings.REST_FRAMEWORK["PAGE_SIZE"]
         page = params["page"]
         count = answer_count(project=project, filters=filters)
-        rows = list(answers_for_export(
+        rows = rows_as_dicts(answers_for_export(
             project=project, filters=filters, offset=(page - 1) * size, limit=size
         ))
         url = request.build_absolute_uri()
