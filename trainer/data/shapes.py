@@ -181,26 +181,33 @@ def _upsample_matrix(small: int, size: int) -> np.ndarray:
     return weights
 
 
-def _background_colour(rng: np.random.Generator) -> np.ndarray:
-    # Mostly muted colours: a grey level with a tint, so saturated objects stand out by hue
-    # while white and black objects still need the contrast check against light/dark grounds.
-    grey = rng.uniform(30, 225)
-    return np.clip(grey + rng.uniform(-35, 35, size=3), 0, 255).astype(np.float32)
+def _background_colour(draws: list[float]) -> np.ndarray:
+    """A muted colour from four uniform [0, 1) draws: a grey level with a tint, so saturated
+    objects stand out by hue while white and black objects still need the contrast check."""
+    grey = 30.0 + 195.0 * draws[0]
+    return np.array([min(max(grey + 70.0 * d - 35.0, 0.0), 255.0) for d in draws[1:4]],
+                    dtype=np.float32)
 
 
 def _background(rng: np.random.Generator, config: ShapesConfig) -> np.ndarray:
+    """(size, size, 3) float32 background: a plain colour, a linear gradient, or a texture."""
     size = config.image_size
-    kind = config.backgrounds[rng.integers(len(config.backgrounds))]
-    base = _background_colour(rng)
+    draws = rng.random(10).tolist()
+    kind = config.backgrounds[int(draws[0] * len(config.backgrounds))]
+    base = _background_colour(draws[1:5])
     if kind == "plain":
-        return np.broadcast_to(base, (size, size, 3)).copy()
+        image = np.empty((size, size, 3), dtype=np.float32)
+        image[...] = base
+        return image
     if kind == "gradient":
-        other = _background_colour(rng)
-        angle = rng.uniform(0, 2 * np.pi)
+        # From `base` to `other` along a random direction, spanning the whole image.
+        angle = 2 * math.pi * draws[9]
+        cos, sin = math.cos(angle), math.sin(angle)
+        corners = [cos * x + sin * y for x in (0.5, size - 0.5) for y in (0.5, size - 0.5)]
+        low, scale = min(corners), 1.0 / (max(corners) - min(corners))
         ys, xs = _grid(size)
-        t = (np.cos(angle) * xs + np.sin(angle) * ys) / size
-        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-        return base + t[..., None] * (other - base)
+        ramp = (sin * scale) * ys + ((cos * scale) * xs - low * scale)
+        return ramp[..., None] * (_background_colour(draws[5:9]) - base) + base
     small = 6
     field = rng.normal(0.0, 28.0, size=(small, small, 3)).astype(np.float32)
     up = _upsample_matrix(small, size)
@@ -237,8 +244,8 @@ def _place_objects(
     """
     size = config.image_size
     owner = np.full((size, size), -1, dtype=np.int64)
-    full_area = np.zeros(0, dtype=np.int64)
-    visible = np.zeros(0, dtype=np.int64)
+    full_area: list[int] = []  # pixels of each placed shape
+    visible: list[int] = []  # of which still visible
     classes: list[int] = []
     colors: list[int] = []
     ys, xs = _grid(size)
@@ -269,16 +276,17 @@ def _place_objects(
             if area < 4:
                 continue
             window = owner[y0:y1, x0:x1]
-            covered = np.bincount(window[inside] + 1, minlength=len(classes) + 1)[1:]
-            if classes and np.any(visible - covered < min_visible * full_area):
+            covered = np.bincount(window[inside] + 1, minlength=len(classes) + 1)[1:].tolist()
+            left = [seen - hidden for seen, hidden in zip(visible, covered, strict=True)]
+            if any(seen < min_visible * full for seen, full in zip(left, full_area, strict=True)):
                 continue
             colour = _pick_colour(config, image[int(cy), int(cx)].tolist(), r[5], r[6:])
             if colour is None:
                 continue
             window[inside] = len(classes)
             image[y0:y1, x0:x1][inside] = colour[1]
-            visible = np.append(visible - covered, area)
-            full_area = np.append(full_area, area)
+            visible = [*left, area]
+            full_area.append(area)
             classes.append(cls)
             colors.append(colour[0])
             break
@@ -298,9 +306,10 @@ def _pick_colour(
     Python: for ten colours it is several times faster than numpy.
     """
     least = config.min_contrast**2
+    g0, g1, g2 = ground
     allowed = [
-        name for name, rgb in enumerate(COLOR_RGB_LISTS)
-        if sum((c - g) ** 2 for c, g in zip(rgb, ground, strict=True)) >= least
+        name for name, (c0, c1, c2) in enumerate(COLOR_RGB_LISTS)
+        if (c0 - g0) ** 2 + (c1 - g1) ** 2 + (c2 - g2) ** 2 >= least
     ]
     if not allowed:
         return None
