@@ -3,8 +3,8 @@
 The dataset form is COCO's `captions_*.json`:
 `{"images": [{"id", ...}], "annotations": [{"id", "image_id", "caption"}]}`; the results form,
 in which COCO takes a model's captions, is a list `[{"image_id", "caption"}]`. Both read into
-`{image_id: [caption, ...]}`. A file that breaks the format raises `CocoFormatError`, whose
-message names the file and the offending entry.
+`{image_id: [caption, ...]}`. A file that breaks the format raises `CocoFormatError` (the one of
+`trainer.data.coco`), whose message names the file and the offending entry.
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainer.data.coco import CocoFormatError
 from trainer.data.shapes import Scene
-
-
-class CocoFormatError(ValueError):
-    """A COCO file that does not follow the format; the message says where and why."""
 
 
 def load_json(path: str | Path) -> Any:

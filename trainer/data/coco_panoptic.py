@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from trainer.data.coco_captions import CocoFormatError, load_json, require_int
+from trainer.data.coco import CocoFormatError
+from trainer.data.coco_captions import load_json, require_int
 from trainer.data.shapes import CLASS_NAMES, Scene
 
 VOID = -1  # category of unlabelled pixels (segment id 0 in COCO files)

@@ -18,8 +18,8 @@ corpus instead (a batch is too small to give meaningful idf), so `CiderD.from_re
 the idf from a reference corpus, e.g. the training captions, once. Scoring pycocoevalcap on that
 same corpus (every image of it with one candidate) gives the same numbers, which the tests check.
 
-`caption_metrics` is the evaluation: pycocoevalcap's Cider and Bleu on the evaluated set. Both
-sides use `tokenize` (lowercase, punctuation removed) instead of the Java PTB tokenizer.
+The evaluation, `trainer.eval.captioning_metrics.caption_metrics`, runs pycocoevalcap itself;
+both use `tokenize` (lowercase, punctuation removed) instead of the Java PTB tokenizer.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from pycocoevalcap.bleu.bleu import Bleu
-from pycocoevalcap.cider.cider import Cider
 from torch import Tensor
 
 MAX_ORDER = 4  # CIDEr-D sums 1- to 4-grams
@@ -204,29 +202,3 @@ class CiderD:
             norm=squares.sqrt(),
             length=length,
         )
-
-
-def caption_metrics(
-    candidates: Sequence[str], references: Sequence[Sequence[str]]
-) -> dict[str, float]:
-    """Corpus CIDEr-D and BLEU-4 of one candidate per image with pycocoevalcap (the evaluation).
-
-    `candidates[i]` describes image i, `references[i]` lists its reference captions. CIDEr's idf
-    comes from the references of these images, as in COCO evaluation, so it needs several
-    images (one image alone scores 0). Returns {"cider", "bleu4"}, CIDEr on its usual 0-10 scale.
-    """
-    if isinstance(candidates, str) or len(candidates) != len(references):
-        raise ValueError(
-            f"need one reference list per candidate, got {len(candidates)} candidates "
-            f"and {len(references)} reference lists"
-        )
-    if len(candidates) == 0:
-        raise ValueError("caption_metrics needs at least one image")
-    for index, refs in enumerate(references):
-        if isinstance(refs, str) or len(refs) == 0:
-            raise ValueError(f"references[{index}] must be a non-empty list of captions")
-    res = {i: [tokenize(c)] for i, c in enumerate(candidates)}
-    gts = {i: [tokenize(r) for r in refs] for i, refs in enumerate(references)}
-    cider, _ = Cider().compute_score(gts, res)
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    return {"cider": float(cider), "bleu4": float(bleu[3])}

@@ -12,8 +12,8 @@ above 0.5 (at most one match each, as IoU > 0.5 is exclusive); then per category
 `PQ_c` over the categories present in the prediction or the ground truth. This is exactly
 torchmetrics' `PanopticQuality` run on that image alone (the tests check it), so the reward's
 mean over a dataset is not the dataset PQ, which pools TP/FP/FN over images before dividing;
-`panoptic_metrics` gives that figure, from torchmetrics. There are no void pixels: every pixel
-needs a category in `[0, num_categories)`.
+`trainer.eval.panoptic_metrics` gives that figure, from torchmetrics. There are no void pixels:
+every pixel needs a category >= 0.
 
 Vectorised over the batch: segments and segment-pair intersections are counted with
 `torch.unique` on combined (image, category, instance) keys, with no loop over pixels or images.
@@ -25,13 +25,13 @@ from collections.abc import Collection
 
 import torch
 from torch import Tensor
-from torchmetrics.detection import PanopticQuality
 
 BACKGROUND = 0  # Synthetic Shapes' stuff category; shape class k is thing category k + 1
 SHAPES_STUFFS: frozenset[int] = frozenset({BACKGROUND})
 
 
-def _check(preds: Tensor, targets: Tensor) -> None:
+def check_maps(preds: Tensor, targets: Tensor) -> None:
+    """ValueError unless preds and targets are (B, H, W, 2) non-negative integer maps alike."""
     if preds.shape != targets.shape or preds.ndim != 4 or preds.shape[-1] != 2:
         raise ValueError(
             "preds and targets must both be (B, H, W, 2) (category, instance), got "
@@ -73,7 +73,7 @@ def _stats(
     preds: Tensor, targets: Tensor, stuffs: Collection[int]
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per image and category: (B, C) IoU sum of matches, TP, FP and FN, all float64."""
-    _check(preds, targets)
+    check_maps(preds, targets)
     batch = preds.shape[0]
     device = preds.device
     highest = torch.cat([preds.reshape(-1, 2), targets.reshape(-1, 2)]).amax(dim=0).tolist()
@@ -130,30 +130,3 @@ def panoptic_quality(
     present = denominator > 0
     per_category = torch.where(present, iou_sum / torch.where(present, denominator, 1.0), 0.0)
     return (per_category.sum(dim=1) / present.sum(dim=1)).to(torch.float32)
-
-
-def panoptic_metrics(
-    preds: Tensor,
-    targets: Tensor,
-    *,
-    num_categories: int,
-    stuffs: Collection[int] = SHAPES_STUFFS,
-) -> dict[str, float]:
-    """Dataset PQ, SQ and RQ in percent (0-100) with torchmetrics' PanopticQuality (the evaluation).
-
-    `preds`, `targets`: (N, H, W, 2) (category, instance) maps of the whole evaluated set, with
-    categories in `[0, num_categories)`; `stuffs` as for `panoptic_quality`, the rest are things.
-    TP, FP, FN and IoU sums are pooled over images per category, then averaged over categories.
-    """
-    _check(preds, targets)
-    stuff_set = {int(s) for s in stuffs}
-    if not stuff_set <= set(range(num_categories)):
-        raise ValueError(f"stuffs {sorted(stuff_set)} must lie in [0, {num_categories})")
-    if preds.numel() and int(max(preds[..., 0].max(), targets[..., 0].max())) >= num_categories:
-        raise ValueError(f"categories must lie in [0, {num_categories})")
-    metric = PanopticQuality(
-        things=set(range(num_categories)) - stuff_set, stuffs=stuff_set, return_sq_and_rq=True
-    )
-    metric.update(preds, targets)
-    pq, sq, rq = (100.0 * metric.compute().double()).tolist()
-    return {"pq": pq, "sq": sq, "rq": rq}
