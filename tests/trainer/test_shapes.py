@@ -145,6 +145,14 @@ def test_bad_split_and_config_are_refused_with_clear_messages() -> None:
         ShapesConfig(max_occlusion=0.9)
     with pytest.raises(ValueError, match="backgrounds"):
         ShapesConfig(backgrounds=("stripes",))
+    with pytest.raises(ValueError, match="min_contrast"):
+        ShapesConfig(min_contrast=250)
+
+
+def test_hardest_allowed_config_still_places_an_object_in_every_scene() -> None:
+    config = ShapesConfig(min_contrast=180, min_object_size=0.1, max_object_size=0.1,
+                          placement_tries=1)
+    assert all(len(generate_scene(seed, config).classes) >= 1 for seed in range(200))
 
 
 def test_config_changes_the_scenes() -> None:

@@ -74,9 +74,12 @@ class ShapesConfig:
         if self.min_object_size * self.image_size < 6:
             # Below ~6 px across, a shape has too few pixels to tell its class.
             raise ValueError("min_object_size * image_size must be at least 6 pixels")
-        if not 0 <= self.min_contrast <= 200:
-            # Black or white is always over 200 away from any background, so one colour fits.
-            raise ValueError(f"min_contrast must be in [0, 200], got {self.min_contrast}")
+        if not 0 <= self.min_contrast <= 180:
+            # Some named colour is over 190 away from any RGB background (checked on a grid),
+            # so up to 180 every object finds a colour and the first object always fits.
+            raise ValueError(f"min_contrast must be in [0, 180], got {self.min_contrast}")
+        if self.placement_tries < 1:
+            raise ValueError(f"placement_tries must be at least 1, got {self.placement_tries}")
         if not 0 <= self.max_occlusion <= 0.7:
             # Above 0.7 an object could keep under 30% of itself: too little to annotate.
             raise ValueError(f"max_occlusion must be in [0, 0.7], got {self.max_occlusion}")
