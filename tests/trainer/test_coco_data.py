@@ -192,6 +192,7 @@ def edit_instances(root: Path, change) -> None:
         (lambda gt: gt["images"][0].update(file_name="../x.png"), r"images\[0\].*outside"),
         (lambda gt: gt["categories"].append({"id": 3, "name": "x"}), r"categories\[3\].*twice"),
         (lambda gt: gt.pop("images"), r'"images" must be a list'),
+        (lambda gt: gt.update(images=[], annotations=[]), r'"images" is empty'),
     ],
 )
 def test_bad_coco_input_is_refused_naming_the_file_and_field(

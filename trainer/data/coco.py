@@ -161,6 +161,8 @@ def load_coco_dir(path: str | Path) -> CocoDataset:
     categories = _check_categories(file, data["categories"])
     category_ids = {category["id"] for category in categories}
 
+    if not data["images"]:
+        raise _fail(file, '"images" is empty: there is nothing to train or evaluate on')
     images: dict[int, dict] = {}
     pixels: dict[int, np.ndarray] = {}
     for i, record in enumerate(data["images"]):

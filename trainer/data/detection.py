@@ -240,6 +240,8 @@ class DetectionSource(Categorised):
 
     def endless(self, seed: int = 0) -> Iterator[DetectionExample]:
         """Examples forever, reshuffled each epoch (for training on a fixed set)."""
+        if not self.examples:
+            raise ValueError("an empty source cannot be repeated")
         rng = np.random.default_rng(seed)
         while True:
             for index in rng.permutation(len(self.examples)):
