@@ -2,6 +2,7 @@
 keyboard, undo one, and find exactly the answers given in the admin's export."""
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import Route, expect
@@ -43,29 +44,41 @@ def test_annotator_rates_with_the_keyboard_undoes_and_the_export_has_the_answers
     page.screenshot(path=SCREENSHOT)
 
     # The first answer reaches the server but its response is lost: the page sends it again with
-    # the same idempotency key, and one rating is stored.
-    sent_bodies = []
+    # the same idempotency key, and one rating is stored. The second is held back for a while.
+    sent_bodies: list[dict] = []
+    held: list[Route] = []
 
-    def lose_first_response(route: Route) -> None:
+    def answer_route(route: Route) -> None:
         sent_bodies.append(route.request.post_data_json)
-        route.fetch()
         if len(sent_bodies) == 1:
+            route.fetch()
             route.abort()
+        elif route.request.post_data_json["answer"] == {"score": 2}:
+            held.append(route)
         else:
             route.continue_()
 
-    page.route("**/api/tasks/*/answer/", lose_first_response)
+    page.route("**/api/tasks/*/answer/", answer_route)
+    preloaded = re.compile(r"^[0-9]+$")
 
     answered: dict[int, int] = {}
     for key in ("5", "2", "4"):
         task_id = int(stage.get_attribute("data-task-id"))
+        expect(stage).to_have_attribute("data-preloaded", preloaded)
+        next_id = stage.get_attribute("data-preloaded")
         page.keyboard.press(key)
         answered[task_id] = int(key)
-        expect(stage).not_to_have_attribute("data-task-id", str(task_id))
+        # The preloaded task is on screen at once, before the server has answered.
+        expect(stage).to_have_attribute("data-task-id", next_id)
+        if key == "2":
+            expect(page.locator("#progress")).to_have_text("1 of 4 today")
+            assert len(held) == 1
+            held[0].continue_()
     first, second, third = answered
     expect(page.locator("#progress")).to_have_text("3 of 4 today")
-    assert sent_bodies[0]["idempotency_key"] == sent_bodies[1]["idempotency_key"]
+    assert sent_bodies[0] == sent_bodies[1]
     assert sent_bodies[0]["answer"] == {"score": 5}
+    assert sent_bodies[0]["time_spent_ms"] > 0
     assert len({body["idempotency_key"] for body in sent_bodies}) == 3
 
     # U withdraws the last answer and shows its task again.

@@ -130,6 +130,12 @@ function show(screen) {
   screen.shownAt = performance.now();
 }
 
+/** The screen to show after this one; its task id is on the stage for tests and debugging. */
+function setNext(screen) {
+  state.next = screen;
+  stage.dataset.preloaded = screen ? String(screen.task.id) : "";
+}
+
 /** Lease and draw the task after the current one, once the requests before it are done. */
 function preloadNext() {
   const screen = state.screen;
@@ -137,14 +143,14 @@ function preloadNext() {
   enqueue(async () => {
     const task = await api.nextTask(project.id, { after: screen.task.id });
     // Only for the screen it was asked for: the annotator may have moved on (or undone) since.
-    if (state.screen === screen && task && task.id !== screen.task.id) state.next = prepare(task);
+    if (state.screen === screen && task && task.id !== screen.task.id) setNext(prepare(task));
   }).catch((error) => toast(`Could not load the next task: ${error.message}`));
 }
 
 /** The next screen: the preloaded one at once, else whatever the server has after the queue. */
 function advance() {
   const next = state.next;
-  state.next = null;
+  setNext(null);
   if (next) {
     show(next);
     preloadNext();
@@ -202,7 +208,7 @@ function undo() {
         return;
       }
       // The screen left behind is still leased to this annotator: it comes back next.
-      state.next = current;
+      setNext(current);
       takeProgress(task);
       show(prepare(task));
       toast("Your last answer was withdrawn: answer it again.", { kind: "info" });
