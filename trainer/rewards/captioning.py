@@ -68,7 +68,7 @@ class _Vectors:
     length: Tensor  # (S,) float64 bigram count (pycocoevalcap's length)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CiderD:
     """CIDEr-D with document frequencies taken from a fixed reference corpus.
 
@@ -147,9 +147,8 @@ class CiderD:
         )
         dense = torch.zeros(len(ref_lists), max_refs, max(len(vocabulary), 1), dtype=torch.float64)
         known = ref.ngram >= 0
-        dense[owner[ref.caption[known]], slot[ref.caption[known]], ref.ngram[known]] = ref.weight[
-            known
-        ]
+        rows = ref.caption[known]
+        dense[owner[rows], slot[rows], ref.ngram[known]] = ref.weight[known]
         ref_norm = torch.zeros(len(ref_lists), max_refs, self.max_order, dtype=torch.float64)
         ref_norm[owner, slot] = ref.norm
         ref_length = torch.zeros(len(ref_lists), max_refs, dtype=torch.float64)

@@ -15,8 +15,9 @@ mean over a dataset is not the dataset PQ, which pools TP/FP/FN over images befo
 `trainer.eval.panoptic_metrics` gives that figure, from torchmetrics. There are no void pixels:
 every pixel needs a category >= 0.
 
-Vectorised over the batch: segments and segment-pair intersections are counted with
-`torch.unique` on combined (image, category, instance) keys, with no loop over pixels or images.
+Vectorised over the batch: segment areas and segment-pair intersections are counted with
+bincount (torch.unique when the key range is large) on combined (image, category, instance)
+keys, with no loop over pixels, segments or images.
 """
 
 from __future__ import annotations
