@@ -3,7 +3,7 @@ live_server, and projects built with the platform's own services on Synthetic Sh
 
 - `browser` (session): chromium at $TUNELAB_BROWSER (default /usr/bin/chromium); the tests skip
   when it is absent. Playwright's own browser downloads are never used.
-- `page`: a fresh browser context and page, 1280 x 800.
+- `page`: a fresh browser context and page, 1280 x 800; JavaScript errors fail the test.
 - `shapes_project(task=..., rating_mode=..., n_items=..., n_candidates=...)` -> ShapesProject:
   the project, its admin and its annotator (password PASSWORD), on real Synthetic Shapes images
   with candidate outputs of varied quality for the vision task.
@@ -62,10 +62,15 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser) -> Iterator[object]:
+    """A fresh page; a JavaScript error it throws (uncaught, or a rejected promise nobody
+    handled) fails the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
     yield opened
     context.close()
+    assert not errors, f"the page threw: {errors}"
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +136,9 @@ def _colorization(scene: Scene, quality: int, name: str) -> dict:
 
 
 def _panoptic(scene: Scene, quality: int, name: str) -> dict:
-    """A COCO panoptic PNG (id = R + 256 G + 65536 B); worse outputs lose their last segment."""
+    """Segment ids as a COCO panoptic PNG (id = R + 256 G + 65536 B); worse outputs lose their
+    last segment. The best output comes as the import stores it (the ids at `png_url` beside a
+    drawn translucent overlay), the others as docs/api.md shows (the ids at `overlay_url`)."""
     ids = scene.panoptic.copy()
     k = len(scene.classes)
     if quality >= 1 and k > 1:
@@ -139,8 +146,13 @@ def _panoptic(scene: Scene, quality: int, name: str) -> dict:
         k -= 1
     rgb = np.stack([ids % 256, (ids // 256) % 256, ids // 65536], axis=-1).astype(np.uint8)
     segments = [{"id": i + 1, "category_id": int(scene.classes[i]) + 1} for i in range(k)]
-    return {"overlay_url": _media_url(f"panoptic/{name}_{quality}.png", _png(rgb)),
-            "segments": segments}
+    ids_url = _media_url(f"panoptic/{name}_{quality}.png", _png(rgb))
+    if quality >= 1:
+        return {"overlay_url": ids_url, "segments": segments}
+    drawn = np.zeros((*ids.shape, 4), dtype=np.uint8)
+    drawn[ids > 0] = (255, 0, 255, 110)
+    overlay_url = _media_url(f"panoptic/{name}_{quality}_overlay.png", _png(drawn))
+    return {"png_url": ids_url, "overlay_url": overlay_url, "segments": segments}
 
 
 def _captioning(scene: Scene, quality: int, other: Scene) -> dict:

@@ -155,6 +155,7 @@ def test_panoptic_pairwise_draws_overlays_and_takes_a_choice(
     log_in(page, live_server, built.annotator)
     page.goto(f"{live_server.url}/projects/{built.project.pk}/annotate/")
     expect(page.locator("#stage .badge")).to_have_text(["A", "B"])
+    # Both outputs' segment ids are read (from `png_url` where there is one) and outlined.
     outlines = page.locator("#stage path.outline")
     expect(outlines).to_have_count(2)
     assert all(len(outlines.nth(i).get_attribute("d")) > 0 for i in range(2))

@@ -1,8 +1,11 @@
 /**
- * Panoptic output: the segment map as a translucent overlay with outlines. The map is a COCO
- * panoptic PNG (segment id = R + 256 G + 65536 B); its colours are ids, not meant for eyes, so
- * it is decoded here and repainted with the category colours, and each segment's border is
- * drawn as an SVG path in image pixels.
+ * Panoptic output: the segment map as a translucent overlay with outlines.
+ *
+ * The segment ids come from a COCO panoptic PNG (id = R + 256 G + 65536 B): `png_url` where the
+ * import stored one beside its own overlay, else `overlay_url` (docs/api.md). Its colours are
+ * ids, not meant for eyes, so it is repainted here with the category colours of the legend and
+ * each segment's border is drawn as an SVG path in image pixels. An `overlay_url` that is
+ * already translucent (a drawn overlay, no ids) is shown as it is.
  */
 
 import { categoryColor, rgbOf } from "./colors.js";
@@ -21,14 +24,19 @@ function loadImage(url) {
   });
 }
 
-function segmentIds(img) {
+function pixelsOf(img) {
   const canvas = el("canvas", { width: img.naturalWidth, height: img.naturalHeight });
   const context = canvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(img, 0, 0);
-  const { data } = context.getImageData(0, 0, img.naturalWidth, img.naturalHeight);
-  const ids = new Int32Array(img.naturalWidth * img.naturalHeight);
+  return context.getImageData(0, 0, img.naturalWidth, img.naturalHeight).data;
+}
+
+/** Segment ids per pixel, or null when the PNG is see-through: a drawn overlay, not ids. */
+function segmentIds(pixels) {
+  const ids = new Int32Array(pixels.length / 4);
   for (let i = 0; i < ids.length; i += 1) {
-    ids[i] = data[4 * i] + 256 * data[4 * i + 1] + 65536 * data[4 * i + 2];
+    if (pixels[4 * i + 3] !== 255) return null;
+    ids[i] = pixels[4 * i] + 256 * pixels[4 * i + 1] + 65536 * pixels[4 * i + 2];
   }
   return ids;
 }
@@ -49,13 +57,17 @@ function outlinePath(ids, width, height) {
 async function paint(canvas, outline, url, segments, categories) {
   const img = await loadImage(url);
   const { naturalWidth: width, naturalHeight: height } = img;
-  const ids = segmentIds(img);
-  const colorOf = new Map(
-    segments.map((segment) => [segment.id, rgbOf(categoryColor(categories, segment.category_id))]),
-  );
   canvas.width = width;
   canvas.height = height;
   const context = canvas.getContext("2d");
+  const ids = segmentIds(pixelsOf(img));
+  if (ids === null) {
+    context.drawImage(img, 0, 0);
+    return;
+  }
+  const colorOf = new Map(
+    segments.map((segment) => [segment.id, rgbOf(categoryColor(categories, segment.category_id))]),
+  );
   const painted = context.createImageData(width, height);
   for (let i = 0; i < ids.length; i += 1) {
     const rgb = colorOf.get(ids[i]);
@@ -75,7 +87,10 @@ export function fill(body, output, item, project) {
   frame.append(canvas, outline);
   body.append(frame);
   const segments = output.segments ?? [];
-  const ready = paint(canvas, outline, output.overlay_url, segments, project.categories);
+  const url = output.png_url ?? output.overlay_url;
+  const ready = paint(canvas, outline, url, segments, project.categories).catch(() => {
+    body.append(el("p", { class: "note", text: "The segment map could not be loaded." }));
+  });
   const summary = segments.length === 1 ? "1 segment" : `${segments.length} segments`;
-  return { images: [output.overlay_url], ready, summary };
+  return { images: [url], ready, summary };
 }
