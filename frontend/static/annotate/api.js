@@ -46,6 +46,9 @@ async function request(method, url, body) {
   } catch {
     // A proxy's HTML error page: the status says enough.
   }
+  if (response.status === 401) {
+    throw new ApiError("You are logged out: reload the page to log in again.", 401);
+  }
   if (!response.ok) {
     throw new ApiError(data?.detail || `The server answered ${response.status}.`, response.status);
   }

@@ -29,14 +29,13 @@ function badgeFor(ratingMode, candidate, index) {
 
 /**
  * The screen of `task` as a detached element, with the candidates' panels in order and the
- * image URLs it shows (to preload them). `ready` settles once asynchronous drawing is done.
+ * image URLs it shows (to preload them). Drawing that needs a loaded image finishes on its own.
  */
 export function renderTask(task, project) {
   const renderer = RENDERERS[project.task];
   if (!renderer) throw new Error(`no renderer for the task "${project.task}"`);
   const screen = el("div", { class: `panels task-${project.task}` });
   const images = [task.item.image_url];
-  const pending = [];
   if (renderer.showsInput) {
     const input = panel("", project.task === "colorization" ? "Input (greyscale)" : "Image");
     input.node.classList.add("panel-input");
@@ -49,12 +48,11 @@ export function renderTask(task, project) {
     const { node, header, body } = panel(badge, title);
     const drawn = renderer.fill(body, candidate.output, task.item, project);
     images.push(...drawn.images);
-    if (drawn.ready) pending.push(drawn.ready);
     if (drawn.summary) header.querySelector(".panel-title").textContent = `${title} · ${drawn.summary}`;
     node.dataset.candidateId = String(candidate.id);
     screen.append(node);
     return node;
   });
   screen.style.setProperty("--columns", String(screen.children.length));
-  return { element: screen, panels, images, ready: Promise.allSettled(pending) };
+  return { element: screen, panels, images };
 }

@@ -88,9 +88,9 @@ export function fill(body, output, item, project) {
   body.append(frame);
   const segments = output.segments ?? [];
   const url = output.png_url ?? output.overlay_url;
-  const ready = paint(canvas, outline, url, segments, project.categories).catch(() => {
+  paint(canvas, outline, url, segments, project.categories).catch(() => {
     body.append(el("p", { class: "note", text: "The segment map could not be loaded." }));
   });
   const summary = segments.length === 1 ? "1 segment" : `${segments.length} segments`;
-  return { images: [url], ready, summary };
+  return { images: [url], summary };
 }
