@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/", include("projects.urls")),
     path("api/", include("labeling.urls")),
     path("api/", include("exports.urls")),
+    path("api/", include("ingest.urls")),
     path("", include("annotate.urls")),
     # The platform's apps add their `path("api/...", include(...))` and UI routes here.
 ]
