@@ -103,7 +103,7 @@ def test_annotator_rates_with_the_keyboard_undoes_and_the_export_has_the_answers
     assert len(exported(project, built.admin)) == 3
 
 
-def test_help_overlay_lists_the_modes_keys(live_server, page, shapes_project, log_in):
+def test_keys_overlay_and_instructions_toggle(live_server, page, shapes_project, log_in):
     built = shapes_project(task="captioning", rating_mode="pairwise", n_items=1, n_candidates=2)
     log_in(page, live_server, built.annotator)
     page.goto(f"{live_server.url}/projects/{built.project.pk}/annotate/")
@@ -118,6 +118,12 @@ def test_help_overlay_lists_the_modes_keys(live_server, page, shapes_project, lo
     expect(page.locator("#progress")).to_have_text("0 of 1 today")
     page.keyboard.press("Escape")
     expect(help_dialog).to_be_hidden()
+    instructions = page.locator("#instructions")
+    expect(instructions).to_contain_text("Judge how well the output describes the image.")
+    page.keyboard.press("i")
+    expect(instructions).to_be_hidden()
+    page.keyboard.press("i")
+    expect(instructions).to_be_visible()
     page.keyboard.press("t")
     expect(page.locator("#stage .message h2")).to_have_text("No more tasks")
     expect(page.locator("#progress")).to_have_text("1 of 1 today")

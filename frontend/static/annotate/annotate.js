@@ -293,6 +293,8 @@ function colorLegend() {
 
 function start() {
   colorLegend();
+  // On a narrow window the instructions would cover the images: they wait for the I key.
+  if (matchMedia("(max-width: 900px)").matches) instructions.hidden = true;
   bindKeys(keymap, act);
   for (const entry of COMMON_KEYS) {
     document.getElementById("common-controls").append(button(entry, "btn-quiet"));
