@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from trainer.data.coco import CocoFormatError
@@ -21,6 +22,7 @@ from trainer.data.coco_panoptic import (
     write_coco_panoptic,
 )
 from trainer.data.shapes import ShapesConfig, generate_split
+from trainer.rewards.panoptic import panoptic_quality
 
 CONFIG = ShapesConfig(image_size=32, max_objects=4, min_object_size=0.2, max_object_size=0.5)
 
@@ -136,6 +138,19 @@ def test_panoptic_round_trip_of_scenes(tmp_path, scenes):
     for image, read in zip(images, back, strict=True):
         assert read.panoptic.dtype == np.int64
         assert np.array_equal(read.panoptic, image.panoptic)
+
+
+def test_read_maps_feed_the_reward(tmp_path, scenes):
+    """A file's maps, void included, are what the PQ reward takes: read back, they score 1."""
+    originals = np.stack([scene_panoptic(s) for s in scenes])
+    originals[:, :4] = [VOID, 0]  # unlabelled top rows, as real COCO files have
+    images = [PanopticImage(s.seed, m) for s, m in zip(scenes, originals, strict=True)]
+    write_coco_panoptic(tmp_path / "p.json", images, SHAPES_PANOPTIC_CATEGORIES)
+    back, categories = read_coco_panoptic(tmp_path / "p.json")
+    targets = torch.tensor(np.stack([b.panoptic for b in back]))
+    preds = torch.tensor(originals).clamp(min=0)  # anything may be predicted on void
+    rewards = panoptic_quality(preds, targets, stuffs=stuff_categories(categories))
+    assert rewards.tolist() == [1.0] * len(scenes)
 
 
 def _canonical(panoptic: np.ndarray) -> np.ndarray:

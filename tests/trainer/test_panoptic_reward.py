@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchmetrics.detection import PanopticQuality
 
-from trainer.data.coco_panoptic import SHAPES_PANOPTIC_CATEGORIES, scene_panoptic
+from trainer.data.coco_panoptic import SHAPES_PANOPTIC_CATEGORIES, VOID, scene_panoptic
 from trainer.data.shapes import ShapesConfig, generate_split
 from trainer.eval.panoptic_metrics import panoptic_metrics
 from trainer.rewards.panoptic import panoptic_quality
@@ -29,6 +29,8 @@ def scene_map() -> torch.Tensor:
 
 
 def _torchmetrics_per_image(preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    # torchmetrics takes an unknown target category (here NUM_CATEGORIES) as void.
+    targets = torch.where(targets[..., :1] == VOID, NUM_CATEGORIES, targets)
     out = []
     for pred, target in zip(preds, targets, strict=True):
         metric = PanopticQuality(things=set(range(1, NUM_CATEGORIES)), stuffs={0})
@@ -80,6 +82,21 @@ def test_wrong_category_is_a_false_positive_and_a_false_negative(scene_map):
     assert panoptic_quality(pred, scene_map).item() == pytest.approx(expected, abs=1e-7)
 
 
+def test_void_ground_truth_is_ignored(scene_map):
+    target = scene_map.clone()
+    target[0, :, 6:] = torch.tensor([VOID, 0])  # two unlabelled columns (16 pixels)
+    pred = scene_map.clone()
+    pred[0, 0:3, 5:8] = torch.tensor([3, 1])  # a thing with 6 of its 9 pixels on void: no FP
+    # Category 3 then has no TP, FP or FN and does not count. The background keeps its void
+    # pixels in the prediction, but they leave the union.
+    background_gt = int((target[0, ..., 0] == 0).sum())
+    background_pred = int((pred[0, ..., 0] == 0).sum())
+    void_in_background_pred = int(((pred[0, ..., 0] == 0) & (target[0, ..., 0] == VOID)).sum())
+    intersection = int(((pred[0, ..., 0] == 0) & (target[0, ..., 0] == 0)).sum())
+    iou = intersection / (background_pred - void_in_background_pred + background_gt - intersection)
+    assert panoptic_quality(pred, target).item() == pytest.approx((iou + 1 + 1) / 3, abs=1e-7)
+
+
 def test_images_of_a_batch_do_not_interact(scene_map):
     shifted = torch.roll(scene_map, shifts=1, dims=2)
     preds = torch.cat([scene_map, shifted, shifted])
@@ -104,6 +121,7 @@ def shapes_fixture() -> tuple[torch.Tensor, torch.Tensor]:
     preds[8:10, ..., 1] = torch.where(targets[8:10, ..., 0] > 0, 1, 0)  # instances merged
     blocks = torch.randint(0, NUM_CATEGORIES, (2, 4, 4), generator=generator)
     preds[10:12, ..., 0] = blocks.repeat_interleave(8, 1).repeat_interleave(8, 2)  # junk
+    targets[[1, 4, 7, 9, 11], 20:, :12] = torch.tensor([VOID, 0])  # unlabelled corners
     return preds, targets
 
 
@@ -117,8 +135,10 @@ def test_equals_torchmetrics_run_on_each_image(shapes_fixture):
 
 def test_panoptic_metrics_in_percent(shapes_fixture):
     preds, targets = shapes_fixture
-    perfect = panoptic_metrics(targets, targets, num_categories=NUM_CATEGORIES)
-    assert perfect == {"pq": 100.0, "sq": 100.0, "rq": 100.0}
+    # Whatever is predicted on void pixels costs nothing.
+    perfect = torch.where(targets[..., :1] == VOID, 0, targets)
+    metrics = panoptic_metrics(perfect, targets, num_categories=NUM_CATEGORIES)
+    assert metrics == {"pq": 100.0, "sq": 100.0, "rq": 100.0}
     metrics = panoptic_metrics(preds, targets, num_categories=NUM_CATEGORIES)
     # Per category PQ = SQ x RQ <= min(SQ, RQ), and the averages are over the same categories.
     assert 0 < metrics["pq"] < min(metrics["sq"], metrics["rq"]) <= 100

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+import torch
 from torch import Tensor
 from torchmetrics.detection import PanopticQuality
 
+from trainer.data.coco_panoptic import VOID
 from trainer.rewards.panoptic import SHAPES_STUFFS, check_maps
 
 
@@ -26,7 +28,8 @@ def panoptic_metrics(
     """Dataset PQ, SQ and RQ in percent (0-100) with torchmetrics' PanopticQuality (the evaluation).
 
     `preds`, `targets`: (N, H, W, 2) (category, instance) maps of the whole evaluated set, with
-    categories in `[0, num_categories)`; `stuffs` as for `panoptic_quality`, the rest are things.
+    categories in `[0, num_categories)`, and VOID allowed in targets (handled as in the reward);
+    `stuffs` as for `panoptic_quality`, the rest are things.
     TP, FP, FN and IoU sums are pooled over images per category, then averaged over categories.
     """
     check_maps(preds, targets)
@@ -38,6 +41,8 @@ def panoptic_metrics(
     metric = PanopticQuality(
         things=set(range(num_categories)) - stuff_set, stuffs=stuff_set, return_sq_and_rq=True
     )
-    metric.update(preds, targets)
+    # torchmetrics turns a target category outside things and stuffs into its void colour.
+    void = targets[..., :1] == VOID
+    metric.update(preds, torch.where(void, num_categories, targets))
     pq, sq, rq = (100.0 * metric.compute().double()).tolist()
     return {"pq": pq, "sq": sq, "rq": rq}
