@@ -8,7 +8,12 @@ import torch
 from PIL import Image
 
 from trainer.data.coco import CocoFormatError
-from trainer.data.coco_captions import read_coco_captions, scene_captions, write_coco_captions
+from trainer.data.coco_captions import (
+    read_coco_captions,
+    scene_captions,
+    write_coco_caption_results,
+    write_coco_captions,
+)
 from trainer.data.coco_panoptic import (
     SHAPES_PANOPTIC_CATEGORIES,
     VOID,
@@ -54,6 +59,17 @@ def test_captions_keep_image_entries(tmp_path):
     assert json.loads(path.read_text())["images"] == images
     with pytest.raises(ValueError, match="not in images"):
         write_coco_captions(path, {4: ["a red circle"]}, images=images)
+
+
+def test_results_round_trip(tmp_path):
+    path = tmp_path / "results.json"
+    write_coco_caption_results(path, {4: "a red circle", 9: "two shapes"})
+    assert json.loads(path.read_text()) == [
+        {"image_id": 4, "caption": "a red circle"}, {"image_id": 9, "caption": "two shapes"}
+    ]
+    assert read_coco_captions(path) == {4: ["a red circle"], 9: ["two shapes"]}
+    with pytest.raises(ValueError, match="not a string"):
+        write_coco_caption_results(path, {4: ["a list"]})
 
 
 def test_results_form_is_read(tmp_path):

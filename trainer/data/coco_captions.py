@@ -118,6 +118,16 @@ def write_coco_captions(
     Path(path).write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
+def write_coco_caption_results(path: str | Path, captions: Mapping[int, str]) -> None:
+    """Write a model's caption per image id in COCO's results form `[{"image_id", "caption"}]`."""
+    results = []
+    for image_id, caption in captions.items():
+        if not isinstance(caption, str):
+            raise ValueError(f"caption of image {image_id} is not a string: {caption!r}")
+        results.append({"image_id": int(image_id), "caption": caption})
+    Path(path).write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
 def scene_captions(scenes: Iterable[Scene]) -> dict[int, list[str]]:
     """Reference captions of Synthetic Shapes scenes, keyed by seed (a scene's image id)."""
     return {int(scene.seed): list(scene.captions) for scene in scenes}
