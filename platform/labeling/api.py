@@ -16,20 +16,16 @@ from labeling.models import Assignment, Comparison, Rating
 from labeling.quality import project_quality
 from labeling.selectors import task_for, task_screen
 from labeling.services import answer_submit, answer_undo, next_task_for, task_skip
-from projects.models import Item, Project, RatingMode
+from projects.models import Project, RatingMode
 
 # --- Serializers ----------------------------------------------------------------------------
 
 
 class ScreenItemOutput(serializers.Serializer):
     id = serializers.IntegerField()
-    image_url = serializers.SerializerMethodField()
+    image_url = serializers.CharField()
     width = serializers.IntegerField()
     height = serializers.IntegerField()
-
-    @extend_schema_field(OpenApiTypes.STR)
-    def get_image_url(self, item: Item) -> str:
-        return item.image.url
 
 
 class ShownCandidateOutput(serializers.Serializer):

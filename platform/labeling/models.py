@@ -29,7 +29,13 @@ class Task(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "key"], name="task_unique_candidates"),
         ]
-        indexes = [models.Index(fields=["project", "answer_count"], name="task_open_idx")]
+        indexes = [
+            # The queue walks a project's tasks that still want answers, in id order.
+            models.Index(
+                fields=["project", "id"], name="task_open_idx",
+                condition=Q(answer_count__lt=models.F("answers_needed")),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"task {self.pk} of {self.project}"

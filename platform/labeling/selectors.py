@@ -4,14 +4,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.core.files.storage import default_storage
+from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
 from rest_framework import status
 
 from common.errors import ApplicationError
-from labeling.models import Assignment, AssignmentStatus, Task, TaskCandidate
-from projects.models import Item, Membership, Project
+from labeling.models import Assignment, Task, TaskCandidate
+from labeling.queue_sql import progress_counts
+from projects.models import Project
 
 SLOT_LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -31,27 +33,34 @@ class ShownCandidate:
 
 
 @dataclass(frozen=True)
+class ScreenItem:
+    id: int
+    image_url: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
 class TaskScreen:
     """What one screen of the annotator UI needs (docs/api.md, next-task)."""
 
     id: int
     lease_expires_at: datetime | None
     rating_mode: str
-    item: Item
+    item: ScreenItem
     candidates: list[ShownCandidate]
     progress: Progress
 
 
 def task_for(user: AbstractBaseUser, task_id: int, *, roles: tuple[str, ...]) -> Task:
     """The task with its project if the user has one of `roles` there; 404 for non-members."""
-    role = Membership.objects.filter(project=OuterRef("project_id"), user_id=user.pk)
     task = (
         Task.objects.select_related("project")
-        .annotate(role=Subquery(role.values("role")[:1]))
-        .filter(pk=task_id)
+        .filter(pk=task_id, project__memberships__user_id=user.pk)
+        .annotate(role=F("project__memberships__role"))
         .first()
     )
-    if task is None or task.role is None:
+    if task is None:
         raise Http404("No such task.")
     if task.role not in roles:
         raise ApplicationError(
@@ -62,34 +71,31 @@ def task_for(user: AbstractBaseUser, task_id: int, *, roles: tuple[str, ...]) ->
 
 
 def progress_for(*, user: AbstractBaseUser, project: Project) -> Progress:
-    """Answers given today (UTC) and in all, out of the project's tasks."""
+    """Answers given today (UTC) and in all, out of the project's tasks (one query)."""
     start_of_day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    counts = Assignment.objects.filter(
-        annotator=user, task__project=project, status=AssignmentStatus.ANSWERED
-    ).aggregate(
-        done=Count("id"), done_today=Count("id", filter=Q(updated_at__gte=start_of_day))
-    )
-    total = Task.objects.filter(project=project).count()
-    return Progress(done_today=counts["done_today"], done=counts["done"], total=total)
+    today, done, total = progress_counts(project_id=project.pk, user_id=user.pk,
+                                         since=start_of_day)
+    return Progress(done_today=today, done=done, total=total)
 
 
 def task_screen(*, assignment: Assignment, user: AbstractBaseUser, project: Project) -> TaskScreen:
     """The leased task with its item and candidates in screen order (A, B, ...)."""
-    task = Task.objects.select_related("item").get(pk=assignment.task_id)
-    slots = (
-        TaskCandidate.objects.filter(task=task)
-        .select_related("candidate")
+    slots = list(
+        TaskCandidate.objects.filter(task_id=assignment.task_id)
         .order_by("position")
+        .values_list("position", "candidate_id", "candidate__output", "task__item_id",
+                     "task__item__image", "task__item__width", "task__item__height")
     )
+    _, _, _, item_id, image, width, height = slots[0]
     return TaskScreen(
-        id=task.pk,
+        id=assignment.task_id,
         lease_expires_at=assignment.lease_expires_at,
         rating_mode=project.rating_mode,
-        item=task.item,
+        item=ScreenItem(id=item_id, image_url=default_storage.url(image), width=width,
+                        height=height),
         candidates=[
-            ShownCandidate(id=s.candidate_id, label=SLOT_LABELS[s.position],
-                           output=s.candidate.output)
-            for s in slots
+            ShownCandidate(id=candidate_id, label=SLOT_LABELS[position], output=output)
+            for position, candidate_id, output, *_ in slots
         ],
         progress=progress_for(user=user, project=project),
     )

@@ -20,8 +20,7 @@ from itertools import combinations
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
 
@@ -35,6 +34,7 @@ from labeling.models import (
     Task,
     TaskCandidate,
 )
+from labeling.queue_sql import free_slots, pick_open_task
 from projects.models import Candidate, Project, RatingMode
 
 Answer = Rating | Comparison
@@ -118,17 +118,6 @@ def tasks_create(*, project: Project) -> int:
 # --- The queue ------------------------------------------------------------------------------
 
 
-def _live_leases(now: datetime, *, exclude_user: AbstractBaseUser | None = None) -> Coalesce:
-    """Per task (OuterRef "pk"): how many leases are running now."""
-    leases = Assignment.objects.filter(
-        task=OuterRef("pk"), status=LEASED, lease_expires_at__gt=now
-    )
-    if exclude_user is not None:
-        leases = leases.exclude(annotator=exclude_user)
-    count = leases.order_by().values("task").annotate(n=Count("id")).values("n")
-    return Coalesce(Subquery(count, output_field=IntegerField()), Value(0))
-
-
 def next_task_for(
     *, user: AbstractBaseUser, project: Project, after: int | None = None
 ) -> Assignment | None:
@@ -149,38 +138,18 @@ def next_task_for(
 
     # Tasks this annotator has answered, skipped or holds are not for them; a lease of theirs
     # that ran out is, if the task still has room.
-    theirs = Assignment.objects.filter(task=OuterRef("pk"), annotator=user)
-    open_tasks = (
-        Task.objects.filter(project=project, answer_count__lt=F("answers_needed"))
-        .exclude(Exists(theirs.filter(~Q(status=LEASED) | Q(lease_expires_at__gt=now))))
-        .annotate(live=_live_leases(now), lapsed=Exists(theirs))
-        .filter(answer_count__lt=F("answers_needed") - F("live"))
-        .order_by("id")
-    )
-    if after is not None:
-        open_tasks = open_tasks.exclude(pk=after)
     expires = now + lease_duration()
     with transaction.atomic():
-        passed: list[int] = []
+        passed = [] if after is None else [after]
         while True:
-            row = (
-                open_tasks.exclude(pk__in=passed)
-                .select_for_update(skip_locked=True, of=("self",))
-                .values_list("id", "lapsed")
-                .first()
-            )
-            if row is None:
+            picked = pick_open_task(project_id=project.pk, user_id=user.pk, now=now,
+                                    exclude=passed)
+            if picked is None:
                 return None
-            task_id, lapsed = row
+            task_id, lapsed = picked
             # Counted again now that the row is ours: a lease committed since the first
             # statement's snapshot is visible to this one.
-            fresh = (
-                Task.objects.filter(pk=task_id)
-                .annotate(live=_live_leases(now, exclude_user=user))
-                .values_list("answer_count", "answers_needed", "live")
-                .get()
-            )
-            if fresh[0] + fresh[2] < fresh[1]:
+            if free_slots(task_id=task_id, user_id=user.pk, now=now) > 0:
                 break
             passed.append(task_id)
         if lapsed:
@@ -290,15 +259,13 @@ def answer_submit(
     """Store the annotator's answer to a task leased to them; (answer, created).
 
     The same idempotency key again returns the stored answer with created False and stores
-    nothing. Two racing requests with one key meet the unique constraints: the loser finds the
-    winner's answer and returns it.
+    nothing: the insert meets the unique constraint on (annotator, key), also when two requests
+    race, and the stored answer is looked up and returned.
     """
     project = task.project
     fields = _answer_fields(task=task, mode=project.rating_mode, answer=answer)
     model = answer_model(project)
-    existing = model.objects.filter(annotator=user, idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return _replayed(existing, task), False
+    # No look-up first: a retry is rare, and the unique constraints catch it on insert.
     try:
         with transaction.atomic():
             stored = model.objects.create(

@@ -170,3 +170,22 @@ def test_lease_expiry_over_http(settings, make_project, make_user, api_client_fo
     held = next_task(api_client_for(alice), project)
     # A zero-second lease has run out at once: the task is back in the pool for Bob.
     assert next_task(api_client_for(bob), project)["id"] == held["id"]
+
+
+@pytest.mark.parametrize("n_items", [1, 6])
+def test_the_hot_path_takes_a_fixed_number_of_queries(make_project, make_user, api_client_for,
+                                                      n_items):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = make_user()
+    project = make_project(rating_mode=RatingMode.PAIRWISE, n_items=n_items, n_candidates=3,
+                           annotators=[user])
+    client = api_client_for(user)
+    for round_ in range(2):
+        with CaptureQueriesContext(connection) as leasing:
+            task = next_task(client, project)
+        with CaptureQueriesContext(connection) as answering:
+            assert answer(client, task["id"], {"choice": "B"}, f"q{round_}").status_code == 201
+        # Counted with the savepoints the test's transaction adds (BEGIN/COMMIT in production).
+        assert len(leasing) <= 10 and len(answering) <= 7

@@ -1,0 +1,263 @@
+"""Benchmark: answers submitted over HTTP by concurrent annotators, on PostgreSQL.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tunelab .venv/bin/python bench/answers.py
+
+Builds a fresh database (`<name>_answers_bench` beside the one DATABASE_URL names; dropped
+first), one 1-5 scale project with enough tasks for the run (overlap 3) and one annotator per
+client, serves the app with gunicorn on 127.0.0.1, and lets every client loop over GET next-task
++ POST answer (token auth, a fresh idempotency key each time) for `--seconds` after `--warmup`.
+Reports
+answers/s over the measured window, p50/p99 latency of both requests, and checks afterwards that
+the database holds exactly as many ratings as 201 answers were given, none over a task's overlap
+and none twice by one annotator. The load generator runs on the same machine as the server and
+PostgreSQL, so all three share its cores.
+"""
+
+import argparse
+import http.client
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "platform"))
+sys.path.insert(0, str(REPO))
+
+
+@dataclass
+class ClientStats:
+    next_ms: list[float] = field(default_factory=list)
+    answer_ms: list[float] = field(default_factory=list)
+    answered_in_window: int = 0
+    answered_total: int = 0
+    replays: int = 0
+    other: dict[int, int] = field(default_factory=dict)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=32, help="concurrent annotators")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured start")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--items", type=int, default=4000,
+                        help="items (x2 candidates x overlap 3 = answer slots)")
+    parser.add_argument("--port", type=int, default=8931)
+    return parser.parse_args()
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("bench/answers.py needs DATABASE_URL=postgres://... (the targets are for "
+                 "PostgreSQL)")
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/") or "tunelab"
+    return urlunparse(parsed._replace(path=f"/{name}_answers_bench"))
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    name = parsed.path.lstrip("/")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def build_project(args: argparse.Namespace) -> tuple[int, list[str]]:
+    """A scale project with `items` x 2 candidates, overlap 3, and one token per client."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connections
+    from PIL import Image
+    from rest_framework.authtoken.models import Token
+
+    from labeling.services import tasks_create
+    from projects.models import Candidate, Item, Role
+    from projects.services import (
+        item_create,
+        membership_set,
+        model_version_get_or_create,
+        project_create,
+    )
+
+    call_command("migrate", verbosity=0)
+    project = project_create(name="bench", task="detection", rating_mode="scale", overlap=3)
+    versions = [model_version_get_or_create(project=project, name=f"m{i}") for i in range(2)]
+    # One real image through the service; the rest share its file (bulk rows, as a factory).
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 120, 200)).save(buffer, format="PNG")
+    first = item_create(project=project, file_name="bench_00000.png", image=buffer.getvalue())
+    Item.objects.bulk_create(
+        [Item(project=project, file_name=f"bench_{i:05d}.png", image=first.image.name,
+              width=64, height=64) for i in range(1, args.items)],
+        batch_size=2000,
+    )
+    output = {"objects": [{"bbox": [4, 4, 20, 20], "category_id": 1, "score": 0.9}]}
+    Candidate.objects.bulk_create(
+        [Candidate(item_id=item_id, model_version=version, output=output)
+         for item_id in Item.objects.filter(project=project).values_list("id", flat=True)
+         for version in versions],
+        batch_size=2000,
+    )
+    tasks_create(project=project)
+    # Fresh statistics after the bulk load, as autovacuum would gather on a live server.
+    with connections["default"].cursor() as cursor:
+        cursor.execute("ANALYZE")
+    tokens = []
+    for i in range(args.clients):
+        user = get_user_model().objects.create_user(username=f"annotator{i}")
+        membership_set(project=project, user=user, role=Role.ANNOTATOR)
+        tokens.append(Token.objects.create(user=user).key)
+    project_id = project.pk
+    connections.close_all()
+    return project_id, tokens
+
+
+def start_server(args: argparse.Namespace, env: dict) -> subprocess.Popen:
+    command = [
+        str(REPO / ".venv" / "bin" / "gunicorn"), "config.wsgi",
+        "--chdir", str(REPO / "platform"), "--bind", f"127.0.0.1:{args.port}",
+        "--workers", str(args.workers), "--worker-class", args.worker_class,
+        "--threads", str(args.threads), "--log-level", "warning", "--backlog", "256",
+    ]
+    server = subprocess.Popen(command, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
+            conn.request("GET", "/api/projects/")
+            if conn.getresponse().status == 401:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    sys.exit("gunicorn did not start")
+
+
+def run_client(port: int, token: str, project_id: int, start: float, window: tuple[float, float],
+               stats: ClientStats) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    _, stop = window
+
+    def call(method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, float]:
+        t0 = time.perf_counter()
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, data, (time.perf_counter() - t0) * 1000
+
+    while time.perf_counter() < stop:
+        status, data, ms = call("GET", f"/api/projects/{project_id}/next-task/")
+        measured = window[0] <= time.perf_counter() < stop
+        if measured:
+            stats.next_ms.append(ms)
+        if status == 204:
+            break
+        if status != 200:
+            stats.other[status] = stats.other.get(status, 0) + 1
+            continue
+        task_id = json.loads(data)["id"]
+        body = json.dumps({"answer": {"score": 1 + task_id % 5},
+                           "idempotency_key": str(uuid.uuid4()), "time_spent_ms": 900}).encode()
+        status, _, ms = call("POST", f"/api/tasks/{task_id}/answer/", body)
+        measured = window[0] <= time.perf_counter() < stop
+        if status == 201:
+            stats.answered_total += 1
+            if measured:
+                stats.answered_in_window += 1
+                stats.answer_ms.append(ms)
+        else:
+            stats.other[status] = stats.other.get(status, 0) + 1
+    conn.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def verify(answered: int) -> dict:
+    from django.db import connections
+    from django.db.models import Count, F
+
+    from labeling.models import Rating, Task
+
+    stored = Rating.objects.count()
+    over = Task.objects.filter(answer_count__gt=F("answers_needed")).count()
+    mismatched = Task.objects.annotate(n=Count("ratings")).exclude(n=F("answer_count")).count()
+    twice = (Rating.objects.values("task", "annotator").annotate(n=Count("id"))
+             .filter(n__gt=1).count())
+    connections.close_all()
+    return {"ratings_stored": stored, "answers_201": answered, "tasks_over_overlap": over,
+            "tasks_count_mismatch": mismatched, "answered_twice": twice}
+
+
+def main() -> None:
+    args = parse_args()
+    url = bench_database_url()
+    recreate_database(url)
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "0",
+           "DJANGO_SECRET_KEY": "bench-only-" + uuid.uuid4().hex,
+           "DJANGO_SETTINGS_MODULE": "config.settings", "TUNELAB_DATA_DIR": "/tmp/tunelab-bench"}
+    os.environ.update(env)
+    project_id, tokens = build_project(args)
+    server = start_server(args, env)
+    try:
+        stats = [ClientStats() for _ in tokens]
+        start = time.perf_counter()
+        window = (start + args.warmup, start + args.warmup + args.seconds)
+        threads = [
+            threading.Thread(target=run_client,
+                             args=(args.port, token, project_id, start, window, s))
+            for token, s in zip(tokens, stats, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    answers = [ms for s in stats for ms in s.answer_ms]
+    nexts = [ms for s in stats for ms in s.next_ms]
+    both = answers + nexts
+    report = {
+        "clients": args.clients, "server": f"gunicorn {args.workers} x {args.worker_class}"
+        + (f" ({args.threads} threads)" if args.worker_class == "gthread" else ""),
+        "seconds": args.seconds,
+        "answers_per_s": round(sum(s.answered_in_window for s in stats) / args.seconds, 1),
+        "answer_p50_ms": round(percentile(answers, 0.5), 1),
+        "answer_p99_ms": round(percentile(answers, 0.99), 1),
+        "next_task_p50_ms": round(percentile(nexts, 0.5), 1),
+        "next_task_p99_ms": round(percentile(nexts, 0.99), 1),
+        "all_requests_p99_ms": round(percentile(both, 0.99), 1),
+        "non_2xx": {str(k): v for s in stats for k, v in s.other.items()},
+        **verify(sum(s.answered_total for s in stats)),
+    }
+    print(json.dumps(report, indent=2))
+    ok = (report["ratings_stored"] == report["answers_201"]
+          and not report["tasks_over_overlap"] and not report["answered_twice"]
+          and not report["tasks_count_mismatch"])
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
