@@ -84,7 +84,8 @@ function renderControls() {
 function renderHelp() {
   const list = help.querySelector("dl");
   list.replaceChildren();
-  const entries = [...modeKeys(project.rating_mode, state.screen?.task.candidates.length ?? project.ranking_k), ...COMMON_KEYS];
+  const panelCount = state.screen?.task.candidates.length ?? project.ranking_k;
+  const entries = [...modeKeys(project.rating_mode, panelCount), ...COMMON_KEYS];
   for (const entry of entries) {
     const term = document.createElement("dt");
     const kbd = document.createElement("kbd");
@@ -117,14 +118,10 @@ function showMessage(kind) {
 
 function show(screen) {
   state.screen = screen;
-  state.ranking = [];
+  clearRanking(); // a screen shown again (after an undo) starts unranked
   stage.replaceChildren(screen.view.element);
   stage.setAttribute("aria-busy", "false");
   stage.dataset.taskId = String(screen.task.id);
-  for (const panel of screen.view.panels) {
-    panel.classList.remove("ranked");
-    panel.querySelector(".rank").textContent = "";
-  }
   renderControls();
   showProgress();
   screen.shownAt = performance.now();
@@ -185,7 +182,9 @@ function submit(answer) {
       state.doneToday += 1;
       showProgress();
     })
-    .catch((error) => toast(`Your answer to task ${screen.task.id} was not saved: ${error.message}`));
+    .catch((error) => {
+      toast(`Your answer to task ${screen.task.id} was not saved: ${error.message}`);
+    });
   advance();
 }
 
@@ -233,7 +232,10 @@ function rank(panelIndex) {
 function submitRanking() {
   const panels = state.screen.view.panels;
   if (state.ranking.length < panels.length - 1) {
-    toast(`Rank at least ${panels.length - 1} outputs first (press their numbers, best first).`, { kind: "info" });
+    const needed = panels.length - 1;
+    toast(`Rank at least ${needed} outputs first: press their numbers, best first.`, {
+      kind: "info",
+    });
     return;
   }
   const order = [...state.ranking];

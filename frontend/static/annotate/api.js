@@ -78,7 +78,8 @@ export function newIdempotencyKey() {
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
   bytes[8] = (bytes[8] & 0x3f) | 0x80;
   const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const parts = [[0, 8], [8, 12], [12, 16], [16, 20], [20, 32]];
+  return parts.map(([start, end]) => hex.slice(start, end)).join("-");
 }
 
 /** The next task for this annotator, or null when their queue is empty. */

@@ -5,45 +5,44 @@
 
 const SCALE_LABELS = ["Bad", "Poor", "Fair", "Good", "Excellent"];
 
+function entry(key, label, help, type, value) {
+  return { key, label, help, action: { type, value } };
+}
+
 /**
  * The mode's own keys. An action is {type, value}: score (1-5), choice (A/B/tie),
  * rank (panel index, 0-based), rank-submit, rank-clear.
  */
 export function modeKeys(ratingMode, panelCount) {
   if (ratingMode === "scale") {
-    return SCALE_LABELS.map((label, i) => ({
-      key: String(i + 1),
-      label,
-      help: `Score ${i + 1}: ${label.toLowerCase()}`,
-      action: { type: "score", value: i + 1 },
-    }));
+    return SCALE_LABELS.map((label, i) =>
+      entry(String(i + 1), label, `Score ${i + 1}: ${label.toLowerCase()}`, "score", i + 1),
+    );
   }
   if (ratingMode === "pairwise") {
     return [
-      { key: "a", label: "A is better", help: "A is better", action: { type: "choice", value: "A" } },
-      { key: "t", label: "Tie", help: "Tie: equally good", action: { type: "choice", value: "tie" } },
-      { key: "b", label: "B is better", help: "B is better", action: { type: "choice", value: "B" } },
+      entry("a", "A is better", "A is better", "choice", "A"),
+      entry("t", "Tie", "Tie: equally good", "choice", "tie"),
+      entry("b", "B is better", "B is better", "choice", "B"),
     ];
   }
-  const rankKeys = Array.from({ length: panelCount }, (_, i) => ({
-    key: String(i + 1),
-    label: `Output ${i + 1}`,
-    help: `Give output ${i + 1} the next rank (press best first)`,
-    action: { type: "rank", value: i },
-  }));
+  const rankKeys = Array.from({ length: panelCount }, (_, i) =>
+    entry(String(i + 1), `Output ${i + 1}`, `Give output ${i + 1} the next rank (best first)`,
+      "rank", i),
+  );
   return [
     ...rankKeys,
-    { key: "Enter", label: "Submit", help: "Submit the ranking (the one left is last)", action: { type: "rank-submit" } },
-    { key: "Backspace", label: "Clear", help: "Clear the ranking", action: { type: "rank-clear" } },
+    entry("Enter", "Submit", "Submit the ranking (the one left out is last)", "rank-submit"),
+    entry("Backspace", "Clear", "Clear the ranking", "rank-clear"),
   ];
 }
 
 /** Keys every mode has. */
 export const COMMON_KEYS = [
-  { key: "s", label: "Skip", help: "Skip this task", action: { type: "skip" } },
-  { key: "u", label: "Undo", help: "Undo your last answer", action: { type: "undo" } },
-  { key: "i", label: "Instructions", help: "Show or hide the instructions", action: { type: "instructions" } },
-  { key: "?", label: "Keys", help: "Show or hide this list of keys", action: { type: "help" } },
+  entry("s", "Skip", "Skip this task", "skip"),
+  entry("u", "Undo", "Undo your last answer", "undo"),
+  entry("i", "Instructions", "Show or hide the instructions", "instructions"),
+  entry("?", "Keys", "Show or hide this list of keys", "help"),
 ];
 
 /** How a key is written on a button or in the help. */

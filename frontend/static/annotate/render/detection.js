@@ -14,12 +14,15 @@ export function fill(body, output, item, project) {
   for (const object of objects) {
     const [x, y, w, h] = object.bbox;
     const color = categoryColor(project.categories, object.category_id);
-    svg.append(svgEl("rect", { x, y, width: w, height: h, stroke: color, fill: color, class: "box" }));
+    svg.append(svgEl("rect", { x, y, width: w, height: h, stroke: color, fill: color,
+      class: "box" }));
     const score = typeof object.score === "number" ? ` ${object.score.toFixed(2)}` : "";
-    const chip = el("span", { class: "chip", text: categoryName(project.categories, object.category_id) + score });
+    const name = categoryName(project.categories, object.category_id);
+    const chip = el("span", { class: "chip", text: name + score });
     chip.style.background = color;
     chip.style.color = inkOn(color);
-    // Percentages of the frame are percentages of the image, so chips stay on their boxes at any size.
+    // Percentages of the frame are percentages of the image: chips stay on their boxes at any
+    // size.
     chip.style.left = `${(100 * x) / width}%`;
     chip.style.top = `${(100 * y) / height}%`;
     if (y < height * 0.12) chip.classList.add("inside");

@@ -28,7 +28,9 @@ const PIXELATED_BELOW = 256;
 export function imageFrame(url, width, height, alt) {
   const frame = el("div", { class: "frame" });
   frame.style.setProperty("--ar", String(width / height));
-  const img = el("img", { src: url, alt, width: String(width), height: String(height), draggable: "false" });
+  const img = el("img", {
+    src: url, alt, width: String(width), height: String(height), draggable: "false",
+  });
   if (Math.max(width, height) < PIXELATED_BELOW) frame.classList.add("pixelated");
   frame.append(img);
   return frame;

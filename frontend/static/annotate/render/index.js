@@ -39,7 +39,8 @@ export function renderTask(task, project) {
   if (renderer.showsInput) {
     const input = panel("", project.task === "colorization" ? "Input (greyscale)" : "Image");
     input.node.classList.add("panel-input");
-    input.body.append(imageFrame(task.item.image_url, task.item.width, task.item.height, "Input image"));
+    const { image_url: url, width, height } = task.item;
+    input.body.append(imageFrame(url, width, height, "Input image"));
     screen.append(input.node);
   }
   const panels = task.candidates.map((candidate, index) => {
@@ -48,7 +49,9 @@ export function renderTask(task, project) {
     const { node, header, body } = panel(badge, title);
     const drawn = renderer.fill(body, candidate.output, task.item, project);
     images.push(...drawn.images);
-    if (drawn.summary) header.querySelector(".panel-title").textContent = `${title} · ${drawn.summary}`;
+    if (drawn.summary) {
+      header.querySelector(".panel-title").textContent = `${title} · ${drawn.summary}`;
+    }
     node.dataset.candidateId = String(candidate.id);
     screen.append(node);
     return node;

@@ -77,7 +77,8 @@ async function paint(canvas, outline, url, segments, categories) {
   context.putImageData(painted, 0, 0);
   outline.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const d = outlinePath(ids, width, height);
-  outline.append(svgEl("path", { d, class: "outline-halo" }), svgEl("path", { d, class: "outline" }));
+  const halo = svgEl("path", { d, class: "outline-halo" });
+  outline.append(halo, svgEl("path", { d, class: "outline" }));
 }
 
 export function fill(body, output, item, project) {
