@@ -238,6 +238,16 @@ def test_void_pixels_read_as_void(tmp_path):
     assert image.panoptic.tolist() == [[[VOID, 0], [0, 0]], [[0, 0], [1, 1]]]
 
 
+def test_crowd_segments_read_as_void(tmp_path):
+    path = _write_one(
+        tmp_path, np.array([[3, 1], [1, 2]]),
+        [{"id": 1, "category_id": 9}, {"id": 2, "category_id": 1},
+         {"id": 3, "category_id": 2, "iscrowd": 1}],
+    )
+    (image,), _ = read_coco_panoptic(path)
+    assert image.panoptic.tolist() == [[[VOID, 0], [0, 0]], [[0, 0], [1, 1]]]
+
+
 def test_missing_png_and_bad_json(tmp_path):
     path = _write_one(tmp_path, np.array([[1]]), [{"id": 1, "category_id": 9}])
     (tmp_path / "p" / "1.png").unlink()

@@ -9,6 +9,7 @@ segments of a thing category (it is 0 for stuff and void).
 In COCO's format (`panoptic_*.json` next to a folder of PNGs with the same stem) each PNG holds a
 segment id per pixel as RGB, `id = R + 256 G + 256^2 B`, 0 being void; the JSON's annotation for
 the image lists each segment's `{"id", "category_id", "iscrowd", "bbox": [x, y, w, h], "area"}`.
+Crowd segments read as void (see `segments_to_panoptic`); written segments are never crowds.
 
 Synthetic Shapes: the background is the one stuff category, at position 0 (COCO id 9, after the
 shapes), and shape class k is the thing at position k + 1 with COCO id k + 1, the detection ids.
@@ -134,11 +135,15 @@ def segments_to_panoptic(
     """COCO segment ids (H, W) and `segments_info` as a panoptic map (H, W, 2) int64.
 
     A thing segment's instance is its rank among the image's thing segments by id (1, 2, ...);
-    stuff and void get instance 0. Raises CocoFormatError, prefixed with `where`, when a segment
-    is in the PNG but not in `segments_info` or the other way round, or has an unknown category.
+    stuff and void get instance 0. Crowd segments (`iscrowd` 1) are read as void: COCO's
+    evaluation neither matches them nor counts them as missed, and void comes closest (it also
+    forgives predictions of other categories there). Raises CocoFormatError, prefixed with
+    `where`, when a segment is in the PNG but not in `segments_info` or the other way round, or
+    has an unknown category.
     """
     position = {int(c["id"]): i for i, c in enumerate(categories)}
-    is_stuff = np.array([not c.get("isthing", 1) for c in categories])
+    # The extra last entry is what VOID (-1) indexes.
+    is_stuff = np.array([not c.get("isthing", 1) for c in categories] + [True])
     ids, category_of, seen = [], [], set()
     for index, segment in enumerate(segments_info):
         if not isinstance(segment, dict) or "id" not in segment or "category_id" not in segment:
@@ -151,7 +156,7 @@ def segments_to_panoptic(
             raise CocoFormatError(f"{where}[{index}].id {segment_id} is repeated or out of range")
         seen.add(segment_id)
         ids.append(segment_id)
-        category_of.append(position[category_id])
+        category_of.append(VOID if segment.get("iscrowd", 0) else position[category_id])
 
     present = np.unique(segment_ids)
     present = present[present != 0]
