@@ -181,3 +181,27 @@ def test_panoptic_pairwise_draws_overlays_and_takes_a_choice(
     expect(page.locator("#progress")).to_have_text("1 of 1 today")
     (row,) = exported(built.project, built.admin)
     assert row["choice"] == "B"
+
+
+def test_a_refused_answer_is_reported_without_stopping_the_annotator(
+    live_server, page, shapes_project, log_in
+):
+    built = shapes_project(task="detection", rating_mode="scale", n_items=2)
+    log_in(page, live_server, built.annotator)
+    page.route(
+        "**/api/tasks/*/answer/",
+        lambda route: route.fulfill(
+            status=409, content_type="application/json",
+            body=json.dumps({"detail": "You skipped this task.", "errors": {}}),
+        ),
+    )
+    page.goto(f"{live_server.url}/projects/{built.project.pk}/annotate/")
+    stage = page.locator("#stage")
+    expect(stage).to_have_attribute("data-preloaded", re.compile(r"^[0-9]+$"))
+    second = stage.get_attribute("data-preloaded")
+    page.keyboard.press("4")
+    expect(stage).to_have_attribute("data-task-id", second)
+    toast = page.locator("#toasts[aria-live] .toast")
+    expect(toast).to_contain_text("was not saved: You skipped this task.")
+    expect(page.locator("#progress")).to_have_text("0 of 2 today")
+    assert exported(built.project, built.admin) == []
