@@ -131,3 +131,9 @@ def test_bad_inputs_are_rejected_with_a_message(references):
         CiderD.from_references([])
     with pytest.raises(ValueError, match=r"references\[1\]"):
         caption_metrics(["a", "b"], [["a"], "b"])
+
+
+def test_caption_metrics_take_empty_captions(references):
+    # A policy can sample the end token first; the evaluation must still give numbers.
+    metrics = caption_metrics(["", "!!"] + [refs[0] for refs in references[2:]], references)
+    assert metrics["cider"] > 0 and 0 < metrics["bleu4"] <= 1
