@@ -57,5 +57,6 @@ export function renderTask(task, project) {
     return node;
   });
   screen.style.setProperty("--columns", String(screen.children.length));
+  screen.style.setProperty("--outputs", String(panels.length));
   return { element: screen, panels, images };
 }
