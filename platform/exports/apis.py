@@ -11,7 +11,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import StreamingHttpResponse
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -31,6 +32,7 @@ _STREAMS = {
 }
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class MomentField(serializers.Field):
     """An ISO 8601 date-time, or a date (midnight UTC); without a zone, UTC."""
 

@@ -10,6 +10,9 @@ nothing imported.
 
 from dataclasses import asdict
 
+from django.conf import settings
+from django.core.exceptions import TooManyFilesSent
+from django.core.files.uploadedfile import UploadedFile
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -17,9 +20,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.errors import ApplicationError
 from common.permissions import ADMINS, project_for
 from ingest.services import ImportFiles, dataset_import
-from ingest.sources import PNG_SUFFIXES, JsonFile, file_set_from_uploads
+from ingest.sources import MAX_JSON_BYTES, PNG_SUFFIXES, JsonFile, file_set_from_uploads
 
 
 class ImportInputSerializer(serializers.Serializer):
@@ -41,8 +45,12 @@ class ImportOutputSerializer(serializers.Serializer):
     tasks_created = serializers.IntegerField()
 
 
-def _json(upload: object | None) -> JsonFile | None:
-    return None if upload is None else JsonFile(upload.name, upload.read())
+def _json(field: str, upload: UploadedFile | None) -> JsonFile | None:
+    if upload is None:
+        return None
+    if upload.size > MAX_JSON_BYTES:
+        raise ApplicationError(f"{upload.name} is over {MAX_JSON_BYTES:,} bytes.", field=field)
+    return JsonFile(upload.name, upload.read())
 
 
 class ImportApi(APIView):
@@ -52,18 +60,25 @@ class ImportApi(APIView):
                    responses={201: ImportOutputSerializer})
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id, roles=ADMINS)
-        form = ImportInputSerializer(data=request.data)
+        try:
+            body = request.data
+        except TooManyFilesSent:
+            raise ApplicationError(
+                f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files in one request: "
+                "upload a .zip of them instead.", field="images",
+            ) from None
+        form = ImportInputSerializer(data=body)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         files = ImportFiles(
             images=file_set_from_uploads("images", data["images"]) if "images" in data
             else None,
-            instances=_json(data.get("instances")),
-            results=_json(data.get("results")),
-            captions=_json(data.get("captions")),
+            instances=_json("instances", data.get("instances")),
+            results=_json("results", data.get("results")),
+            captions=_json("captions", data.get("captions")),
             colorized=file_set_from_uploads("colorized", data["colorized"])
             if "colorized" in data else None,
-            panoptic_json=_json(data.get("panoptic_json")),
+            panoptic_json=_json("panoptic_json", data.get("panoptic_json")),
             panoptic_pngs=file_set_from_uploads("panoptic_pngs", data["panoptic_pngs"],
                                                 PNG_SUFFIXES)
             if "panoptic_pngs" in data else None,

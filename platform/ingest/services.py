@@ -319,6 +319,16 @@ class _Importer:
         self.stored.append(stored)
         return stored
 
+    def _items_named(self, names: set[str]) -> dict[str, Item]:
+        """The project's items with these names, in batches (SQLite caps query parameters)."""
+        ordered = sorted(names)
+        return {
+            item.file_name: item
+            for start in range(0, len(ordered), 500)
+            for item in Item.objects.filter(project=self.project,
+                                            file_name__in=ordered[start:start + 500])
+        }
+
     def write(self) -> ImportSummary:
         summary = ImportSummary()
         plan, files = self.plan, self.files
@@ -342,8 +352,9 @@ class _Importer:
                     self.stored.append(item.image.name)
                     items[name] = item
                     summary.items_created += 1
-                existing = {item.file_name: item for item in Item.objects.filter(
-                    project=self.project).exclude(file_name__in=items)}
+                existing = self._items_named(
+                    (set(ground_truth) | set(plan.outputs) | set(plan.file_outputs)) - set(items)
+                )
                 for name, value in ground_truth.items():
                     existing[name].ground_truth = value
                 Item.objects.bulk_update([existing[name] for name in ground_truth],

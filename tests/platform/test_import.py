@@ -305,6 +305,14 @@ def test_dangerous_zips_are_refused(project_of, post_import, members, message):
     assert not Item.objects.exists() and media_files() == []
 
 
+def test_too_many_files_asks_for_a_zip(project_of, post_import, pngs, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 1
+    response = post_import(project_of("detection"),
+                           images=[upload(n, d) for n, d in pngs.items()])
+    assert response.status_code == 400
+    assert "upload a .zip" in response.json()["errors"]["images"][0]
+
+
 def test_not_a_zip(project_of, post_import):
     response = post_import(project_of("detection"), images=[upload("x.zip", b"PK nope")])
     assert response.status_code == 400
