@@ -84,3 +84,13 @@ def test_log_prob_has_gradients(model_and_codec) -> None:
     model.log_prob(x, tokens).sum().backward()
     assert model.head.weight.grad is not None and model.stem[0].weight.grad.abs().sum() > 0
     model.zero_grad()
+
+
+def test_trimming_padding_changes_no_log_prob(model_and_codec) -> None:
+    model, _ = model_and_codec
+    x = images()
+    tokens, _ = model.sample(x, 2, generator=torch.Generator().manual_seed(4))
+    trimmed = model.trim(tokens)
+    assert trimmed.shape[1] <= tokens.shape[1]
+    with torch.no_grad():
+        assert torch.allclose(model.log_prob(x, trimmed), model.log_prob(x, tokens), atol=1e-5)

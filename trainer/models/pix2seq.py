@@ -159,7 +159,8 @@ class Pix2SeqModel(nn.Module):
 
     def _inputs(self, tokens: Tensor) -> Tensor:
         """Decoder inputs: BOS then the tokens shifted right, placeholders where deterministic."""
-        tokens = torch.where(self.deterministic, self.spec.placeholder, tokens)
+        deterministic = self.deterministic[: tokens.shape[1]]
+        tokens = torch.where(deterministic, self.spec.placeholder, tokens)
         bos = tokens.new_full((tokens.shape[0], 1), self.spec.bos)
         return torch.cat([bos, tokens[:, :-1]], dim=1)
 
@@ -173,10 +174,18 @@ class Pix2SeqModel(nn.Module):
     # --- the verbs ---
 
     def logits(self, images: Tensor, tokens: Tensor) -> Tensor:
-        """(B*n, L, V) grammar-masked next-token logits under teacher forcing; tokens are the
-        n sequences of each image, image-major (rows i*n .. i*n+n-1 belong to image i)."""
+        """(B*n, T, V) grammar-masked next-token logits under teacher forcing; tokens are the
+        n sequences of each image, image-major (rows i*n .. i*n+n-1 belong to image i), and
+        may be cut to the first T <= L positions (see `trim`)."""
         n = tokens.shape[0] // images.shape[0]
         return self._decode(self._inputs(tokens), self._memory_kv(self.encode(images), n))
+
+    def trim(self, tokens: Tensor) -> Tensor:
+        """Tokens cut after the last EOS of the batch: the positions after it are padding
+        for every row, so leaving them out changes no log-probability and saves compute."""
+        ended = (tokens == self.spec.eos).any(dim=0)
+        last = int(ended.nonzero().max()) + 1 if ended.any() else tokens.shape[1]
+        return tokens[:, :last]
 
     def token_logprobs(self, logits: Tensor, tokens: Tensor, temperature: float = 1.0) -> Tensor:
         """(B*n, L) log-probability of each token; 0 after EOS and at deterministic positions."""
@@ -187,7 +196,7 @@ class Pix2SeqModel(nn.Module):
     def scored_mask(self, tokens: Tensor) -> Tensor:
         """(B*n, L) bool: the tokens of the policy (up to and including EOS, not deterministic)."""
         eos_before = (tokens == self.spec.eos).cumsum(dim=1) - (tokens == self.spec.eos).long()
-        return (eos_before == 0) & ~self.deterministic
+        return (eos_before == 0) & ~self.deterministic[: tokens.shape[1]]
 
     def log_prob(self, images: Tensor, tokens: Tensor, temperature: float = 1.0) -> Tensor:
         """(B*n,) log p(tokens | image) under the policy at `temperature`."""

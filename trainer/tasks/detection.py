@@ -188,40 +188,36 @@ class DetectionTask:
         target = torch.zeros(*position.shape, bins, device=logits.device)
         target.scatter_(-1, low[..., None], (1 - high_weight)[..., None])
         target.scatter_add_(-1, (low + 1)[..., None], high_weight[..., None])
-        per_box = -(target * self.codec.conf_logprobs(logits)).sum(-1)
-        valid = scored.decoded.valid.float()
+        conf_logprobs = self.codec.conf_logprobs(logits)  # logits may be trimmed: K' <= K
+        k = conf_logprobs.shape[1]
+        per_box = -(target[:, :k] * conf_logprobs).sum(-1)
+        valid = scored.decoded.valid[:, :k].float()
         return self.config.confidence_weight * (per_box * valid).sum() / valid.sum().clamp_min(1)
 
 
 @dataclass(frozen=True)
-class Decoding:
-    """How evaluation decodes and scores boxes."""
-
-    score: str = "class"  # "class": class-token probability (Pix2seq); "confidence": the token
-    min_boxes: int = 0  # forbid EOS before this many boxes (more recall, lower-scored extras)
-    temperature: float = 0.0  # 0 = greedy
-
-
-@dataclass(frozen=True)
 class Detections:
-    """One image's predictions: normalised yxyx boxes, class indices, scores."""
+    """One image's decoded boxes with both scores (normalised yxyx boxes, class indices)."""
 
     boxes: Tensor  # (K, 4)
     classes: Tensor  # (K,)
-    scores: Tensor  # (K,)
+    class_prob: Tensor  # (K,) probability of the class token (Pix2seq's score)
+    confidence: Tensor  # (K,) expected value of the confidence token (predicted IoU)
 
 
 @torch.no_grad()
-def predict(model, codec: DetectionCodec, images: Tensor, decoding: Decoding) -> list[Detections]:
-    """Decode each image once and score its boxes as `decoding` says."""
-    tokens, _ = model.sample(
-        images, 1, temperature=decoding.temperature,
-        min_length=decoding.min_boxes * TOKENS_PER_BOX,
-    )
+def predict(
+    model, codec: DetectionCodec, images: Tensor, *, min_boxes: int = 0,
+    temperature: float = 0.0, generator: torch.Generator | None = None,
+) -> list[Detections]:
+    """Decode each image once (greedy by default; EOS forbidden before `min_boxes` boxes) and
+    score its boxes both ways from one teacher-forced pass."""
+    tokens, _ = model.sample(images, 1, temperature=temperature, generator=generator,
+                             min_length=min_boxes * TOKENS_PER_BOX)
     class_prob, confidence = codec.box_scores(model.logits(images, tokens), tokens)
-    scores = class_prob if decoding.score == "class" else confidence
     decoded = codec.decode(tokens)
     return [
-        Detections(decoded.boxes[i][v].cpu(), decoded.classes[i][v].cpu(), scores[i][v].cpu())
+        Detections(decoded.boxes[i][v].cpu(), decoded.classes[i][v].cpu(),
+                   class_prob[i][v].cpu(), confidence[i][v].cpu())
         for i, v in enumerate(decoded.valid)
     ]

@@ -14,9 +14,9 @@ from trainer.data.detection import (
     DetectionSource,
     ShapesStream,
     collate,
-    shapes_source,
 )
 from trainer.data.shapes import ShapesConfig
+from trainer.data.sources import detection_source
 from trainer.train.config import DataConfig
 
 
@@ -65,7 +65,7 @@ class TrainStream:
 
 
 def eval_source(data: DataConfig) -> DetectionSource:
-    """The held-out examples: the COCO folder, or the first `eval_images` of a Shapes split."""
+    """The held-out examples: the whole COCO folder, or the first `eval_images` of a split."""
     if data.data_dir:
-        return load_folder(data.data_dir)
-    return shapes_source(data.eval_split, data.eval_images, shapes_config(data))
+        return detection_source(data.data_dir)
+    return detection_source(None, data.eval_split, data.eval_images, shapes_config(data))

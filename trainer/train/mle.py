@@ -12,6 +12,7 @@ from trainer.models.pix2seq import Pix2SeqModel
 
 def mle_loss(model: Pix2SeqModel, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood per policy token (deterministic slots and PAD excluded)."""
+    tokens = model.trim(tokens)
     logits = model.logits(images, tokens)
     logp = model.token_logprobs(logits, tokens)
     return -logp.sum() / model.scored_mask(tokens).sum().clamp_min(1)

@@ -35,7 +35,7 @@ def reinforce_step(
 ) -> dict[str, float]:
     """One REINFORCE update on a batch of images; returns its metrics.
 
-    The model needs `sample`, `logits` and `token_logprobs` (and `log_prob` for the KL term);
+    The model needs `sample`, `trim`, `logits` and `token_logprobs` (and `log_prob` for the KL term);
     the task `reward(tokens, batch, n)`, whose result has `reward`, `select(rows)` and
     `metrics()`, and `aux_loss(logits, scored)`.
     """
@@ -56,7 +56,7 @@ def reinforce_step(
         keep = keep.view(b, n)[:, 0]
     advantage = (rewards - baseline).flatten()[keep]
     # 4. Loss: -(r - b) log p(y|x), plus the task's supervised auxiliary loss (confidence).
-    kept = tokens[keep]
+    kept = model.trim(tokens[keep])
     logits = model.logits(images, kept)
     logp = model.token_logprobs(logits, kept, config.temperature).sum(dim=1)
     pg_loss = -(advantage * logp).mean()

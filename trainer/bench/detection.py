@@ -1,0 +1,152 @@
+"""`python -m trainer bench detection`: the whole recipe on Synthetic Shapes, with a fixed seed.
+
+Pretrain MLE, tune with REINFORCE on the train split only, evaluate both on the held-out test
+split, and time the pieces. The last line printed is one JSON object (see `run_benchmark`).
+Both models are measured at their best: every decoding setting of `trainer.train.evaluate`
+is scored and the best mAP counts (the MLE model's best is normally class-probability scores).
+The MLE checkpoint is cached under `runs/bench-detection/` keyed by a hash of its configs;
+`--from-scratch` ignores the cache (the figures in docs/benchmarks.md come from such a run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from trainer.rewards.detection_reference import time_reward_vs_reference
+from trainer.train.checkpoint import load_checkpoint
+from trainer.train.config import (
+    DataConfig,
+    DetectionTaskConfig,
+    ModelConfig,
+    PretrainConfig,
+    TuneConfig,
+    config_hash,
+)
+from trainer.train.data import TrainStream, eval_source
+from trainer.train.evaluate import DECODINGS, best_decoding, evaluate_model
+from trainer.train.loops import pick_device, pretrain, tune
+from trainer.train.metrics import MetricsLog
+from trainer.train.mle import make_optimizer, mle_step
+
+MODEL = ModelConfig()
+TASK = DetectionTaskConfig(max_boxes=8)
+DATA = DataConfig(eval_images=500)
+PRETRAIN = PretrainConfig(steps=7000, batch_size=32, lr=1e-3, threads=2)
+TUNE = TuneConfig(steps=500, batch_size=16, samples=8, baseline="loo", lr=1e-4, threads=2)
+
+QUICK_MODEL = dataclasses.replace(MODEL, d_model=64, encoder_layers=1, decoder_layers=1)
+QUICK_DATA = dataclasses.replace(DATA, eval_images=100)
+QUICK_PRETRAIN = dataclasses.replace(PRETRAIN, steps=150, warmup=20)
+QUICK_TUNE = dataclasses.replace(TUNE, steps=20, batch_size=8, warmup=5)
+
+
+def _timed(fn, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_sampling_and_steps(checkpoint_path: Path, data: DataConfig, tune_config: TuneConfig):
+    """Cached vs uncached sampling of one REINFORCE batch (same seed, same tokens), and the
+    reference cost of a REINFORCE step: sampling N + one MLE step on those N sequences."""
+    model, _ = load_checkpoint(checkpoint_path).build(pick_device())
+    batch = TrainStream(data, "train", seed=99).next_batch(
+        tune_config.batch_size, model.config.image_size).to(model.device)
+    images, n = batch.images, tune_config.samples
+
+    def sample(cache: bool):
+        generator = torch.Generator(device=model.device).manual_seed(0)
+        return model.sample(images, n, generator=generator, use_cache=cache)[0]
+
+    identical = torch.equal(sample(True), sample(False))
+    cached_s, uncached_s = _timed(lambda: sample(True)), _timed(lambda: sample(False), 2)
+    tokens = sample(True)
+    optimizer = make_optimizer(model, 0.0, 0.0)  # lr 0: timing only
+    mle_on_samples_s = _timed(lambda: mle_step(model, optimizer, images, tokens, 1.0))
+    return {
+        "sample_cached_s": round(cached_s, 4),
+        "sample_uncached_s": round(uncached_s, 4),
+        "cache_speedup": round(uncached_s / cached_s, 2),
+        "sample_tokens_identical": identical,
+        "sample_plus_mle_step_s": round(cached_s + mle_on_samples_s, 4),
+    }
+
+
+def run_benchmark(quick: bool = False, runs_dir: Path = Path("runs"), use_cache: bool = True,
+                  progress: bool = True) -> dict:
+    """Returns the benchmark's figures (percent for COCO metrics, seconds for times)."""
+    began = time.perf_counter()
+    model_cfg, data = (QUICK_MODEL, QUICK_DATA) if quick else (MODEL, DATA)
+    pre_cfg, tune_cfg = (QUICK_PRETRAIN, QUICK_TUNE) if quick else (PRETRAIN, TUNE)
+    torch.set_num_threads(pre_cfg.threads)
+    root = runs_dir / ("bench-detection-quick" if quick else "bench-detection")
+    log = MetricsLog(root / "metrics.jsonl")
+    mle_path = root / f"mle-{config_hash(model_cfg, TASK, data, pre_cfg)}.pt"
+    cached = use_cache and mle_path.is_file()
+    if cached:
+        mle = load_checkpoint(mle_path)
+        pretrain_s = mle.run_config.get("seconds", float("nan"))
+        mle_step_s = mle.run_config.get("step_s", float("nan"))
+    else:
+        result = pretrain(model_cfg, TASK, data, pre_cfg, checkpoint_path=mle_path, log=log,
+                          progress=progress, save_every=10**9)
+        pretrain_s, mle_step_s = result.seconds, result.step_s
+        mle = load_checkpoint(mle_path)
+        # The timings travel with the cached checkpoint, so a cached run still reports them.
+        mle.run_config.update(seconds=pretrain_s, step_s=mle_step_s)
+        _rewrite_run_config(mle_path, mle.run_config)
+    tuned_path = root / "tuned.pt"
+    tuned = tune(mle, data, tune_cfg, checkpoint_path=tuned_path, log=log, progress=progress,
+                 save_every=10**9)
+
+    source = eval_source(data)
+    mle_model, task = mle.build(pick_device())
+    mle_metrics, _ = evaluate_model(mle_model, task, source)
+    tuned_metrics, _ = evaluate_model(tuned.model, tuned.task, source)
+    mle_best = best_decoding(mle_metrics, list(DECODINGS))
+    tuned_best = best_decoding(tuned_metrics, list(DECODINGS))
+    timings = time_sampling_and_steps(tuned_path, data, tune_cfg)
+    reward_timing = time_reward_vs_reference(tune_cfg.batch_size, tune_cfg.samples)
+    result = {
+        "quick": quick,
+        "mle_cached": cached,
+        "test_images": len(source),
+        "mle_decoding": mle_best,
+        "tuned_decoding": tuned_best,
+        "mle_by_decoding": mle_metrics,
+        "tuned_by_decoding": tuned_metrics,
+        "pretrain_steps": pre_cfg.steps,
+        "tune_steps": tune_cfg.steps,
+        **timings,
+        "reward_s": round(reward_timing["reward_s"], 5),
+        "pycocotools_reward_equiv_s": round(reward_timing["pycocotools_reward_equiv_s"], 5),
+        "reward_speedup": round(reward_timing["speedup"], 1),
+        "pretrain_s": round(pretrain_s, 1),
+        "tune_s": round(tuned.seconds, 1),
+        "mle_step_s": round(mle_step_s, 4),
+        "reinforce_step_s": round(tuned.step_s, 4),
+        "mle_map": mle_metrics[mle_best]["map"],
+        "tuned_map": tuned_metrics[tuned_best]["map"],
+        "mle_ap50": mle_metrics[mle_best]["ap50"],
+        "tuned_ap50": tuned_metrics[tuned_best]["ap50"],
+        "mle_ar100": mle_metrics[mle_best]["ar100"],
+        "tuned_ar100": tuned_metrics[tuned_best]["ar100"],
+    }
+    result["reinforce_step_ratio"] = round(
+        result["reinforce_step_s"] / result["sample_plus_mle_step_s"], 2)
+    result["total_s"] = round(time.perf_counter() - began, 1)
+    log.write("bench", 0, **{k: v for k, v in result.items() if not isinstance(v, dict)})
+    return result
+
+
+def _rewrite_run_config(path: Path, run_config: dict) -> None:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload["run_config"] = run_config
+    torch.save(payload, path)
