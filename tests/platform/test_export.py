@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from labeling.models import Comparison, Rating
-from labeling.services import answer_submit, next_task_for
+from labeling.services import answer_submit, next_task_for, tasks_create
 from projects.models import Project, RatingMode
 
 pytestmark = pytest.mark.django_db
@@ -180,6 +180,31 @@ def test_json_is_paginated(project_admin, scale_project, api_client_for):
     ids = [row["id"] for row in first["results"] + second["results"]]
     assert ids == list(Rating.objects.filter(task__project=scale_project)
                        .order_by("id").values_list("id", flat=True))
+
+
+@pytest.mark.parametrize("size", [2, 4])
+def test_pages_run_on_from_ratings_into_comparisons(project_admin, annotator, scale_project,
+                                                   api_client_for, size):
+    # A project that switched from scale to pairwise has both kinds of answer.
+    Project.objects.filter(pk=scale_project.pk).update(rating_mode=RatingMode.PAIRWISE)
+    scale_project.refresh_from_db()
+    tasks_create(project=scale_project)
+    for _ in range(2):
+        _answer_next(annotator, scale_project, {"choice": "A"}, spent=1, day=12)
+    client = api_client_for(project_admin)
+    url, pages = f"/api/projects/{scale_project.pk}/export/?page_size={size}", []
+    while url:
+        page = client.get(url).json()
+        assert page["count"] == 6
+        pages.append([(row["kind"], row["id"]) for row in page["results"]])
+        url = page["next"]
+    ratings = [("rating", pk) for pk in Rating.objects.filter(task__project=scale_project)
+               .order_by("id").values_list("id", flat=True)]
+    comparisons = [("comparison", pk) for pk in Comparison.objects.filter(
+        task__project=scale_project).order_by("id").values_list("id", flat=True)]
+    rows = ratings + comparisons
+    assert len(ratings) == 4 and len(comparisons) == 2
+    assert pages == [rows[start:start + size] for start in range(0, len(rows), size)]
 
 
 def test_csv_has_a_header_even_when_empty(project_admin, scale_project, export):
