@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import pytest
 from pycocotools.coco import COCO
@@ -49,7 +50,7 @@ def test_corrupt_checkpoint_is_a_clean_error(capsys, tmp_path) -> None:
 
 def test_truncated_checkpoint_is_a_clean_error(capsys, tmp_path, checkpoint) -> None:
     cut = tmp_path / "cut.pt"
-    data = open(checkpoint, "rb").read()
+    data = Path(checkpoint).read_bytes()
     cut.write_bytes(data[: len(data) // 2])
     code, _, err = run(capsys, "eval", "--checkpoint", str(cut))
     assert code == 2 and "cannot read checkpoint" in err

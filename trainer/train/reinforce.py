@@ -35,8 +35,8 @@ def reinforce_step(
 ) -> dict[str, float]:
     """One REINFORCE update on a batch of images; returns its metrics.
 
-    The model needs `sample`, `trim`, `logits` and `token_logprobs` (and `log_prob` for the KL term);
-    the task `reward(tokens, batch, n)`, whose result has `reward`, `select(rows)` and
+    The model needs `sample`, `trim`, `logits` and `token_logprobs` (and `log_prob` for the
+    KL term); the task `reward(tokens, batch, n)`, whose result has `reward`, `select(rows)` and
     `metrics()`, and `aux_loss(logits, scored)`.
     """
     images, b, n = batch.images, batch.images.shape[0], config.samples
