@@ -189,6 +189,21 @@ def run_client(port: int, token: str, project_id: int, start: float, window: tup
     conn.close()
 
 
+def cpu_seconds(match) -> float:
+    """User + system CPU seconds of the processes whose (pid, ppid, name) `match` accepts."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        if match(int(stat.parent.name), int(fields[1]), name):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -222,6 +237,10 @@ def main() -> None:
     server = start_server(args, env)
     try:
         stats = [ClientStats() for _ in tokens]
+        server_cpu = lambda: cpu_seconds(  # noqa: E731
+            lambda pid, ppid, _: server.pid in (pid, ppid))
+        postgres_cpu = lambda: cpu_seconds(lambda _, __, name: name == "postgres")  # noqa: E731
+        cpu_before = (server_cpu(), postgres_cpu(), time.process_time())
         start = time.perf_counter()
         window = (start + args.warmup, start + args.warmup + args.seconds)
         threads = [
@@ -233,6 +252,7 @@ def main() -> None:
             thread.start()
         for thread in threads:
             thread.join()
+        cpu_after = (server_cpu(), postgres_cpu(), time.process_time())
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -250,6 +270,11 @@ def main() -> None:
         "next_task_p99_ms": round(percentile(nexts, 0.99), 1),
         "all_requests_p99_ms": round(percentile(both, 0.99), 1),
         "non_2xx": {str(k): v for s in stats for k, v in s.other.items()},
+        # CPU per answer (next-task + answer), whatever else shares the machine.
+        **{f"cpu_ms_per_answer_{part}": round(
+            (after - before) * 1000 / max(1, sum(s.answered_total for s in stats)), 2)
+           for part, before, after in zip(("django", "postgres", "load_generator"),
+                                          cpu_before, cpu_after, strict=True)},
         **verify(sum(s.answered_total for s in stats)),
     }
     print(json.dumps(report, indent=2))
