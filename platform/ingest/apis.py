@@ -22,7 +22,8 @@ from rest_framework.views import APIView
 
 from common.errors import ApplicationError
 from common.permissions import ADMINS, project_for
-from ingest.services import ImportFiles, dataset_import
+from ingest.planning import ImportFiles
+from ingest.services import dataset_import
 from ingest.sources import MAX_JSON_BYTES, PNG_SUFFIXES, JsonFile, file_set_from_uploads
 
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from common.errors import ApplicationError
 from ingest import services
-from ingest.services import ImportFiles, dataset_import
+from ingest.planning import ImportFiles
+from ingest.services import dataset_import
 from ingest.sources import JsonFile, UploadedFileSet
 from labeling.models import Task
 from projects.models import Candidate, Item, ModelVersion, RatingMode

@@ -11,7 +11,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common.errors import ApplicationError
-from ingest.services import ImportFiles, dataset_import
+from ingest.planning import ImportFiles
+from ingest.services import dataset_import
 from ingest.sources import MAX_JSON_BYTES, PNG_SUFFIXES, JsonFile, file_set_from_path
 from projects.models import Project
 
