@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "annotate",
     "ingest",
     "exports",
+    "rewards",
+    "tuning",
 ]
 
 MIDDLEWARE = [

@@ -26,3 +26,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+
+# Training runs on GPU workers (`celery -A config worker -Q gpu --concurrency 1`).
+CELERY_TASK_ROUTES = {
+    "tuning.run_execute": {"queue": "gpu"},
+    "rewards.train": {"queue": "gpu"},
+}
+# A running tuning run's worker beats every TUNELAB_RUN_HEARTBEAT_S; the reaper requeues a run
+# silent for TUNELAB_RUN_STALE_S (at worker start and on this beat schedule).
+TUNELAB_RUN_HEARTBEAT_S = env.env_int("TUNELAB_RUN_HEARTBEAT_S", 15)
+TUNELAB_RUN_STALE_S = env.env_int("TUNELAB_RUN_STALE_S", 120)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-tuning-runs": {"task": "tuning.reap_stale_runs", "schedule": 60.0},
+}

@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/", include("labeling.urls")),
     path("api/", include("exports.urls")),
     path("api/", include("ingest.urls")),
+    path("api/", include("rewards.urls")),
+    path("api/", include("tuning.urls")),
     path("", include("annotate.urls")),
     # The platform's apps add their `path("api/...", include(...))` and UI routes here.
 ]

@@ -1,0 +1,12 @@
+"""API routes of reward models (mounted under /api/)."""
+
+from django.urls import path
+
+from rewards import api
+
+urlpatterns = [
+    path("projects/<int:project_id>/reward-models/", api.ProjectRewardModelsApi.as_view(),
+         name="project-reward-models"),
+    path("reward-models/<int:reward_model_id>/", api.RewardModelApi.as_view(),
+         name="reward-model"),
+]

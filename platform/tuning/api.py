@@ -1,0 +1,145 @@
+"""REST endpoints of tuning runs, for project admins only.
+
+- `GET|POST /api/projects/{id}/tuning-runs/`: list, launch
+- `GET /api/tuning-runs/{id}/`: one run (progress, worker, heartbeat, error, result)
+- `POST /api/tuning-runs/{id}/cancel/`, `POST /api/tuning-runs/{id}/retry/`
+- `GET /api/tuning-runs/{id}/metrics/?after=<step>`: logged steps past `after` (live curves)
+"""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.errors import ApplicationError
+from common.permissions import ADMINS, project_for
+from projects.models import ModelVersion
+from rewards.models import RewardModel
+from tuning.models import RewardKind, TuningRun
+from tuning.selectors import run_for, runs_of, steps_of
+from tuning.services import tuning_run_cancel, tuning_run_launch, tuning_run_retry
+
+STEPS_PER_PAGE = 1000
+
+
+class TuningRunInput(serializers.Serializer):
+    start_version = serializers.IntegerField(help_text="Id of the ModelVersion to tune.")
+    reward = serializers.ChoiceField(choices=RewardKind.choices, default=RewardKind.METRIC)
+    reward_model = serializers.IntegerField(required=False, allow_null=True,
+                                            help_text="Id of a RewardModel (learned reward).")
+    config = serializers.DictField(default=dict, help_text="trainer TuneConfig fields.")
+    data = serializers.DictField(default=dict, help_text="trainer DataConfig fields.")
+    save_every = serializers.IntegerField(default=50, help_text="Steps between checkpoints.")
+
+
+class VersionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    metrics = serializers.JSONField()
+
+
+class TuningRunOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    start_version = VersionOutput()
+    reward = serializers.CharField()
+    reward_model = serializers.IntegerField(source="reward_model_id", allow_null=True)
+    config = serializers.JSONField()
+    data = serializers.JSONField(source="data_config")
+    save_every = serializers.IntegerField()
+    status = serializers.CharField()
+    step = serializers.IntegerField()
+    total_steps = serializers.IntegerField()
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    worker = serializers.CharField()
+    attempts = serializers.IntegerField()
+    error = serializers.CharField()
+    result_version = VersionOutput(allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class StepOutput(serializers.Serializer):
+    step = serializers.IntegerField()
+    metrics = serializers.JSONField()
+
+
+class MetricsQuery(serializers.Serializer):
+    after = serializers.IntegerField(required=False, min_value=-1,
+                                     help_text="Only steps after this one.")
+
+
+class MetricsOutput(serializers.Serializer):
+    status = serializers.CharField()
+    step = serializers.IntegerField()
+    total_steps = serializers.IntegerField()
+    steps = StepOutput(many=True)
+
+
+def _in_project(model: type, pk: int | None, project_id: int, field: str):
+    """A row of the project by id; other projects' ids are as unknown as missing ones."""
+    if pk is None:
+        return None
+    row = model.objects.filter(pk=pk, project_id=project_id).first()
+    if row is None:
+        raise ApplicationError(f"No {field.replace('_', ' ')} {pk} in this project.", field=field)
+    return row
+
+
+class ProjectTuningRunsApi(APIView):
+    @extend_schema(responses=TuningRunOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_for(request.user, project_id, roles=ADMINS)
+        return Response(TuningRunOutput(runs_of(project), many=True).data)
+
+    @extend_schema(request=TuningRunInput, responses={201: TuningRunOutput})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for(request.user, project_id, roles=ADMINS)
+        body = TuningRunInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        params = body.validated_data
+        run = tuning_run_launch(
+            project=project,
+            start_version=_in_project(ModelVersion, params["start_version"], project.pk,
+                                      "start_version"),
+            reward_model=_in_project(RewardModel, params.get("reward_model"), project.pk,
+                                     "reward_model"),
+            reward=params["reward"], config=params["config"], data=params["data"],
+            save_every=params["save_every"], created_by=request.user,
+        )
+        return Response(TuningRunOutput(run).data, status=status.HTTP_201_CREATED)
+
+
+class TuningRunApi(APIView):
+    @extend_schema(responses=TuningRunOutput)
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(TuningRunOutput(run_for(request.user, run_id)).data)
+
+
+class TuningRunCancelApi(APIView):
+    @extend_schema(request=None, responses=TuningRunOutput)
+    def post(self, request: Request, run_id: int) -> Response:
+        run = tuning_run_cancel(run=run_for(request.user, run_id))
+        return Response(TuningRunOutput(run).data)
+
+
+class TuningRunRetryApi(APIView):
+    @extend_schema(request=None, responses=TuningRunOutput)
+    def post(self, request: Request, run_id: int) -> Response:
+        run = tuning_run_retry(run=run_for(request.user, run_id))
+        return Response(TuningRunOutput(run).data)
+
+
+class TuningRunMetricsApi(APIView):
+    @extend_schema(parameters=[MetricsQuery], responses=MetricsOutput)
+    def get(self, request: Request, run_id: int) -> Response:
+        run: TuningRun = run_for(request.user, run_id)
+        query = MetricsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        steps = steps_of(run, after=query.validated_data.get("after"), limit=STEPS_PER_PAGE)
+        return Response(MetricsOutput({
+            "status": run.status, "step": run.step, "total_steps": run.total_steps,
+            "steps": steps,
+        }).data)

@@ -1,0 +1,149 @@
+"""What a worker does with a tuning run: rows in, `trainer.train.loops.tune`, rows out.
+
+`execute_run` is the body of the Celery task (tests call it in-process). It claims the run,
+resumes from the run's own checkpoint when an earlier attempt left one (a worker died), trains
+with a log object that writes each logged step to the database (and stops the trainer when the
+run is cancelled), evaluates the result and records the new ModelVersion, or the error.
+A thread beats the run's heartbeat while it trains, so the reaper can tell a slow step from a
+dead worker.
+"""
+
+import dataclasses
+import logging
+import math
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from trainer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from trainer.train.config import DataConfig
+from trainer.train.data import eval_source
+from trainer.train.evaluate import best_decoding, evaluate_model
+from trainer.train.loops import RunResult, tune
+from tuning.configs import data_config_from, data_dir_path, tune_config_from
+from tuning.models import TuningRun
+from tuning.services import (
+    RunCancelled,
+    RunTakenOver,
+    tuning_run_claim,
+    tuning_run_fail,
+    tuning_run_heartbeat,
+    tuning_run_succeed,
+    tuning_step_record,
+)
+
+logger = logging.getLogger(__name__)
+
+EVAL_DECODINGS = ("class", "confidence")
+
+
+def run_checkpoint_name(run_id: int) -> str:
+    """Where a run keeps its checkpoint, relative to MEDIA_ROOT (shared by all workers)."""
+    return f"tuning/runs/{run_id}/checkpoint.pt"
+
+
+class RunLog:
+    """The trainer's MetricsLog interface, writing to the run's rows instead of a file."""
+
+    def __init__(self, run_id: int, worker: str) -> None:
+        self.run_id = run_id
+        self.worker = worker
+
+    def write(self, stage: str, step: int, **metrics: Any) -> None:
+        tuning_step_record(run_id=self.run_id, worker=self.worker, step=step,
+                           metrics=_plain(metrics))
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe values: numbers as floats (NaN and infinities, which JSON lacks, as null)."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            out[key] = str(value)
+            continue
+        out[key] = number if math.isfinite(number) else None
+    return out
+
+
+@contextmanager
+def _heartbeat(run_id: int, worker: str, every_s: float | None) -> Iterator[None]:
+    if not every_s:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every_s) and tuning_run_heartbeat(run_id=run_id, worker=worker):
+                pass
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-run-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _starting_point(run: TuningRun, own: Path) -> Checkpoint:
+    """The run's own checkpoint if an earlier attempt saved one, else the starting version's."""
+    if own.is_file():
+        try:
+            checkpoint = load_checkpoint(own)
+            if checkpoint.stage == "tune":
+                return checkpoint
+        except CheckpointError:
+            logger.warning("run %s: unreadable checkpoint %s, starting over", run.pk, own)
+    return load_checkpoint(run.start_version.checkpoint.path)
+
+
+def _data_config(run: TuningRun) -> DataConfig:
+    data = data_config_from(run.data_config)
+    if data.data_dir:
+        data = dataclasses.replace(data, data_dir=str(data_dir_path(data.data_dir)))
+    return data
+
+
+def _evaluate(result: RunResult, data: DataConfig) -> dict[str, Any]:
+    metrics, _ = evaluate_model(result.model, result.task, eval_source(data), EVAL_DECODINGS)
+    best = best_decoding(metrics, EVAL_DECODINGS)
+    return {"eval": metrics, "best_decoding": best, "map": metrics[best]["map"],
+            "train_seconds": round(result.seconds, 2), "step_seconds": round(result.step_s, 4)}
+
+
+def execute_run(run_id: int, *, worker: str, heartbeat_s: float | None = None) -> None:
+    """Train the run to its end (or resume it), then record the result or the error."""
+    stale_after = timedelta(seconds=settings.TUNELAB_RUN_STALE_S)
+    run = tuning_run_claim(run_id=run_id, worker=worker, stale_after=stale_after)
+    if run is None:
+        logger.info("run %s: nothing to do for %s", run_id, worker)
+        return
+    name = run_checkpoint_name(run.pk)
+    own = Path(settings.MEDIA_ROOT) / name
+    try:
+        with _heartbeat(run.pk, worker, heartbeat_s):
+            config = tune_config_from(run.config)
+            data = _data_config(run)
+            result = tune(_starting_point(run, own), data, config, checkpoint_path=own,
+                          log=RunLog(run.pk, worker), progress=False, save_every=run.save_every)
+            metrics = _evaluate(result, data)
+        tuning_run_succeed(run_id=run.pk, worker=worker, checkpoint_name=name, metrics=metrics)
+    except (RunCancelled, RunTakenOver) as stop:
+        logger.info("run %s: %s stops (%s)", run.pk, worker, type(stop).__name__)
+    except Exception as error:  # any failure of the run is recorded on it, the worker lives on
+        logger.exception("run %s failed", run.pk)
+        detail = "".join(traceback.format_exception(error, limit=-3))
+        tuning_run_fail(run_id=run.pk, worker=worker,
+                        error=f"{type(error).__name__}: {error}\n\n{detail}")

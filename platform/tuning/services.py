@@ -1,0 +1,279 @@
+"""Writes for tuning runs: launch, cancel, retry, and the worker's side (claim, record steps,
+succeed, fail) plus the reaper that requeues runs whose worker died.
+
+Every function is keyword-only and atomic. A run is enqueued only after its transaction commits
+(`transaction.on_commit`), so a worker never sees a run that was rolled back; the task is sent
+by name so this module does not import the Celery task module (which imports this one).
+"""
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework import status
+
+from common.errors import ApplicationError
+from config.celery import app as celery_app
+from projects.models import ModelVersion, Project, VisionTask
+from rewards.models import FINISHED, JobStatus, RewardModel
+from trainer.train.checkpoint import CheckpointError, load_checkpoint
+from trainer.train.config import TuneConfig
+from tuning.configs import data_config_from, tune_config_from
+from tuning.models import RewardKind, TuningRun, TuningStep
+
+RUN_TASK = "tuning.run_execute"
+
+
+class RunCancelled(Exception):
+    """The run was cancelled while the worker trained it: stop at the next logged step."""
+
+
+class RunTakenOver(Exception):
+    """The reaper gave the run to another worker (this one was presumed dead): stop quietly."""
+
+
+def _enqueue(run: TuningRun) -> None:
+    run_id = run.pk
+    transaction.on_commit(lambda: celery_app.send_task(RUN_TASK, args=[run_id]))
+
+
+def _conflict(message: str) -> ApplicationError:
+    return ApplicationError(message, status_code=status.HTTP_409_CONFLICT)
+
+
+def _check_start_version(project: Project, start_version: ModelVersion) -> None:
+    if start_version.project_id != project.pk:
+        raise ApplicationError("The model version belongs to another project.",
+                               field="start_version")
+    if project.task != VisionTask.DETECTION:
+        raise ApplicationError(
+            f"Tuning runs train detection models; this project's task is {project.task}.",
+            field="start_version",
+        )
+    if not start_version.checkpoint:
+        raise ApplicationError(
+            f"{start_version.name} has no checkpoint (imported outputs cannot be tuned).",
+            field="start_version",
+        )
+    try:
+        checkpoint = load_checkpoint(start_version.checkpoint.path)
+    except CheckpointError as error:
+        # The loader names foreign files, e.g. a checkpoint of another task's model.
+        raise ApplicationError(f"{start_version.name}: {error}", field="start_version") from None
+    if project.categories and len(project.categories) != len(checkpoint.class_names):
+        raise ApplicationError(
+            f"{start_version.name} detects {len(checkpoint.class_names)} classes; the project "
+            f"has {len(project.categories)} categories.",
+            field="start_version",
+        )
+
+
+def _check_reward(project: Project, reward: str, reward_model: RewardModel | None) -> None:
+    if reward not in RewardKind.values:
+        raise ApplicationError(f"Unknown reward {reward!r}; one of {RewardKind.values}.",
+                               field="reward")
+    if reward == RewardKind.METRIC:
+        if reward_model is not None:
+            raise ApplicationError("A metric reward takes no reward model.",
+                                   field="reward_model")
+        return
+    if reward_model is None:
+        raise ApplicationError("A learned reward needs a reward model.", field="reward_model")
+    if reward_model.project_id != project.pk:
+        raise ApplicationError("The reward model belongs to another project.",
+                               field="reward_model")
+    if reward_model.status != JobStatus.SUCCEEDED:
+        raise ApplicationError(
+            f"The reward model {reward_model.name} is {reward_model.status}, not trained.",
+            field="reward_model",
+        )
+    # trainer.train.loops.tune scores with the checkpoint's own task reward and takes no other
+    # reward yet (see the trainer request in issue 4); refuse rather than run a metric reward.
+    raise ApplicationError(
+        "Tuning against a learned reward model is not available yet: the trainer's tune() "
+        "takes no reward function. Use reward 'metric'.",
+        field="reward",
+    )
+
+
+def tuning_run_check(
+    *,
+    project: Project,
+    start_version: ModelVersion,
+    config: dict,
+    data: dict | None,
+    reward: str,
+    reward_model: RewardModel | None,
+    save_every: int,
+) -> TuneConfig:
+    """Everything `tuning_run_launch` refuses, without launching (the admin's form uses it)."""
+    tune = tune_config_from(config)
+    data_config_from(data or {})
+    if save_every < 1:
+        raise ApplicationError("save_every must be at least 1.", field="save_every")
+    _check_start_version(project, start_version)
+    _check_reward(project, reward, reward_model)
+    return tune
+
+
+@transaction.atomic
+def tuning_run_launch(
+    *,
+    project: Project,
+    start_version: ModelVersion,
+    config: dict,
+    data: dict | None = None,
+    reward: str = RewardKind.METRIC,
+    reward_model: RewardModel | None = None,
+    save_every: int = 50,
+    created_by: AbstractBaseUser | None = None,
+) -> TuningRun:
+    """A queued run, sent to the `gpu` queue once the transaction commits."""
+    tune = tuning_run_check(
+        project=project, start_version=start_version, config=config, data=data, reward=reward,
+        reward_model=reward_model, save_every=save_every,
+    )
+    run = TuningRun.objects.create(
+        project=project, start_version=start_version, reward=reward, reward_model=reward_model,
+        config=config, data_config=data or {}, save_every=save_every,
+        total_steps=tune.steps, created_by=created_by,
+    )
+    _enqueue(run)
+    return run
+
+
+@transaction.atomic
+def tuning_run_cancel(*, run: TuningRun) -> TuningRun:
+    """Stop a queued or running run; a running one stops at its next logged step."""
+    run = TuningRun.objects.select_for_update().get(pk=run.pk)
+    if run.status in FINISHED:
+        raise _conflict(f"The run has already finished ({run.status}).")
+    run.status = JobStatus.CANCELLED
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    return run
+
+
+@transaction.atomic
+def tuning_run_retry(*, run: TuningRun) -> TuningRun:
+    """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
+    run = TuningRun.objects.select_for_update().get(pk=run.pk)
+    if run.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise _conflict(f"Only a failed or cancelled run can be retried; this one is {run.status}.")
+    run.status = JobStatus.QUEUED
+    run.error = ""
+    run.worker = ""
+    run.finished_at = None
+    run.save(update_fields=["status", "error", "worker", "finished_at"])
+    _enqueue(run)
+    return run
+
+
+def _is_fresh(run: TuningRun, now: datetime, stale_after: timedelta) -> bool:
+    return run.heartbeat_at is not None and run.heartbeat_at > now - stale_after
+
+
+@transaction.atomic
+def tuning_run_claim(*, run_id: int, worker: str, stale_after: timedelta) -> TuningRun | None:
+    """Mark the run as this worker's, or None when there is nothing to do: the run is gone or
+    finished, or another worker is alive on it (a message delivered twice)."""
+    run = TuningRun.objects.select_for_update().filter(pk=run_id).first()
+    now = timezone.now()
+    if run is None or run.status in FINISHED:
+        return None
+    if run.status == JobStatus.RUNNING and run.worker != worker and _is_fresh(
+        run, now, stale_after
+    ):
+        return None
+    run.status = JobStatus.RUNNING
+    run.worker = worker
+    run.attempts += 1
+    run.heartbeat_at = now
+    run.started_at = run.started_at or now
+    run.save(update_fields=["status", "worker", "attempts", "heartbeat_at", "started_at"])
+    return run
+
+
+def _owned(run_id: int, worker: str) -> TuningRun:
+    """The run, locked, if this worker still owns it; raises why it must stop otherwise."""
+    run = TuningRun.objects.select_for_update().get(pk=run_id)
+    if run.status == JobStatus.CANCELLED:
+        raise RunCancelled(run_id)
+    if run.status != JobStatus.RUNNING or run.worker != worker:
+        raise RunTakenOver(run_id)
+    return run
+
+
+@transaction.atomic
+def tuning_step_record(*, run_id: int, worker: str, step: int, metrics: dict) -> None:
+    """Store one step's metrics (a repeated step after a resume replaces its row) and move the
+    progress and heartbeat on."""
+    run = _owned(run_id, worker)
+    TuningStep.objects.bulk_create(
+        [TuningStep(run=run, step=step, metrics=metrics)],
+        update_conflicts=True, unique_fields=["run", "step"],
+        update_fields=["metrics", "recorded_at"],
+    )
+    run.step = step + 1
+    run.heartbeat_at = timezone.now()
+    run.save(update_fields=["step", "heartbeat_at"])
+
+
+def tuning_run_heartbeat(*, run_id: int, worker: str) -> bool:
+    """Say this worker is alive on the run; False when it no longer owns it."""
+    return bool(
+        TuningRun.objects.filter(pk=run_id, worker=worker, status=JobStatus.RUNNING)
+        .update(heartbeat_at=timezone.now())
+    )
+
+
+@transaction.atomic
+def tuning_run_succeed(
+    *, run_id: int, worker: str, checkpoint_name: str, metrics: dict
+) -> ModelVersion:
+    """The tuned model as a new ModelVersion of the project, child of the starting one."""
+    run = _owned(run_id, worker)
+    start = run.start_version
+    version = ModelVersion.objects.create(
+        project=run.project, name=f"{start.name} tuned (run {run.pk})",
+        description=f"REINFORCE tuning run {run.pk} from {start.name}, {run.reward} reward.",
+        parent=start, metrics=metrics,
+    )
+    # The run's checkpoint file already lies under MEDIA_ROOT: the version points at it.
+    version.checkpoint.name = checkpoint_name
+    version.save(update_fields=["checkpoint"])
+    run.status = JobStatus.SUCCEEDED
+    run.result_version = version
+    run.step = run.total_steps
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "result_version", "step", "finished_at"])
+    return version
+
+
+@transaction.atomic
+def tuning_run_fail(*, run_id: int, worker: str, error: str) -> None:
+    """Record why the run failed (only while this worker owns it)."""
+    TuningRun.objects.filter(pk=run_id, worker=worker, status=JobStatus.RUNNING).update(
+        status=JobStatus.FAILED, error=error, finished_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def reap_stale_runs(*, stale_after: timedelta, now: datetime | None = None) -> list[int]:
+    """Requeue running runs whose worker stopped beating (killed, machine lost): each resumes
+    from its checkpoint on the next free worker. Returns their ids."""
+    now = now or timezone.now()
+    stale = TuningRun.objects.select_for_update(skip_locked=True).filter(
+        Q(heartbeat_at__lt=now - stale_after) | Q(heartbeat_at__isnull=True),
+        status=JobStatus.RUNNING,
+    )
+    reaped = []
+    for run in stale:
+        run.status = JobStatus.QUEUED
+        run.worker = ""
+        run.save(update_fields=["status", "worker"])
+        _enqueue(run)
+        reaped.append(run.pk)
+    return reaped

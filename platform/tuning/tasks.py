@@ -1,0 +1,43 @@
+"""Celery tasks of tuning runs (routed to the `gpu` queue) and the reaper.
+
+A task takes ids and hands them to `tuning.execute`; the reaper runs when a worker starts
+(`worker_ready`) and on the beat schedule (CELERY_BEAT_SCHEDULE), so a run whose worker died is
+requeued even when no new run is launched.
+"""
+
+import logging
+import os
+import socket
+from datetime import timedelta
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+
+from tuning.execute import execute_run
+from tuning.services import RUN_TASK, reap_stale_runs
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    """Host and process: a restarted worker on the same host is a different worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@shared_task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True)
+def tuning_run_execute(run_id: int) -> None:
+    execute_run(run_id, worker=worker_name(), heartbeat_s=settings.TUNELAB_RUN_HEARTBEAT_S)
+
+
+@shared_task(name="tuning.reap_stale_runs")
+def reap_stale_runs_task() -> list[int]:
+    reaped = reap_stale_runs(stale_after=timedelta(seconds=settings.TUNELAB_RUN_STALE_S))
+    if reaped:
+        logger.warning("requeued tuning runs with a stale heartbeat: %s", reaped)
+    return reaped
+
+
+@worker_ready.connect
+def _reap_at_worker_start(**_: object) -> None:
+    reap_stale_runs_task()
