@@ -1,0 +1,50 @@
+"""The one frozen config of a reward-model run: network sizes and training, each with its help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainer.train.config import opt
+
+RATING_LEVELS = 5  # ratings are integers 1..RATING_LEVELS
+
+
+@dataclass(frozen=True)
+class RewardModelConfig:
+    """A learned reward model (image, output) -> scalar, and how it is trained from feedback."""
+
+    task: str = opt("detection", "whose outputs it scores: picks the output encoder")
+    num_classes: int = opt(8, "classes of the task (Synthetic Shapes: 8)")
+    image_size: int = opt(64, "side of the square input; other sizes are resized to it")
+    width: int = opt(32, "channels of the first stage; each later stage doubles them")
+    stages: int = opt(3, "resolution stages after the stride-4 stem (each later one halves)")
+    steps: int = opt(800, "optimiser steps")
+    batch_size: int = opt(64, "comparisons per step, of each kind of feedback present")
+    lr: float = opt(2e-3, "peak AdamW learning rate (linear warmup, cosine decay to 10%)")
+    warmup: int = opt(50, "warmup steps")
+    weight_decay: float = opt(0.05, "AdamW weight decay")
+    grad_clip: float = opt(1.0, "max gradient norm")
+    augment: bool = opt(True, "transpose / mirror image and outputs together at random")
+    ranking_loss: str = opt("plackett_luce", "'plackett_luce', or 'pairs' (Bradley-Terry on "
+                                             "all pairs of each ranking)")
+    heldout_fraction: float = opt(0.2, "share of images held out (with all their feedback)")
+    eval_every: int = opt(100, "steps between held-out evaluations (and at the last step)")
+    seed: int = opt(0, "seed of initialisation, split and batch order")
+    threads: int = opt(0, "torch CPU threads; 0 = leave torch's default")
+
+    def __post_init__(self) -> None:
+        positive = ("num_classes", "image_size", "width", "stages", "steps", "batch_size",
+                    "eval_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.image_size % 2 ** (self.stages + 1):
+            raise ValueError(f"image_size must be a multiple of 2**(stages + 1) = "
+                             f"{2 ** (self.stages + 1)}")
+        if not 0 < self.heldout_fraction < 1:
+            raise ValueError(f"heldout_fraction must lie in (0, 1), got {self.heldout_fraction}")
+        if self.ranking_loss not in {"plackett_luce", "pairs"}:
+            raise ValueError(f"ranking_loss must be 'plackett_luce' or 'pairs', "
+                             f"got {self.ranking_loss!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")

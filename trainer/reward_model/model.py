@@ -1,0 +1,183 @@
+"""The reward model: a small conv net over the image and its drawn output -> one scalar.
+
+Early fusion: the image and the output encoder's channels (see `encoders.py`) enter the same
+first convolution, so every later layer sees the boxes in the context of the pixels they claim.
+That convolution is split into an image part and an output part (a convolution over stacked
+channels is the sum of convolutions over each group), so an image's part is computed once and
+shared by the N outputs sampled for it.
+
+The scalar is in Bradley-Terry units: a difference of 1 between two outputs of one image means
+odds of e : 1 that the first is preferred. For 1-5 ratings the model also holds ordered cut
+points of a cumulative-logit (ordinal) link; see `losses.ordinal_nll`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainer.reward_model.config import RATING_LEVELS, RewardModelConfig
+from trainer.reward_model.encoders import BoxOutputs, output_encoder
+from trainer.train.checkpoint import CheckpointError
+from trainer.train.config import from_dict, to_dict
+
+FORMAT = "tunelab-reward-model/1"
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.GroupNorm(8, channels), nn.GELU(), nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(8, channels), nn.GELU(), nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def _downsample(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.GroupNorm(8, cin), nn.GELU(), nn.Conv2d(cin, cout, 3, 2, padding=1))
+
+
+class RewardModel(nn.Module):
+    """Scores (image, output) pairs; see the module docstring."""
+
+    def __init__(self, config: RewardModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = output_encoder(config.task)
+        width = config.width
+        # GroupNorm(8, ...) needs channel counts divisible by 8.
+        if width % 8:
+            raise ValueError(f"width must be a multiple of 8, got {width}")
+        channels = self.encoder.channels(config.num_classes)
+        # Stride 4 keeps the convolutions cheap; the anti-aliased drawing keeps sub-pixel box
+        # positions in the values the 8x8 kernels read.
+        self.image_stem = nn.Conv2d(3, width, 8, stride=4, padding=2)
+        self.output_stem = nn.Conv2d(channels, width, 8, stride=4, padding=2, bias=False)
+        layers: list[nn.Module] = []
+        for stage in range(config.stages):
+            cin = width * 2**stage
+            layers.append(_Residual(cin))
+            if stage < config.stages - 1:
+                layers.append(_downsample(cin, 2 * cin))
+        self.body = nn.Sequential(*layers)
+        top = width * 2 ** (config.stages - 1)
+        # A score per location, averaged: like the metric, the reward adds up local evidence
+        # (a good box here, a missed object there).
+        self.head = nn.Sequential(nn.GroupNorm(8, top), nn.GELU(), nn.Conv2d(top, top, 1),
+                                  nn.GELU(), nn.Conv2d(top, 1, 1))
+        # Ordinal ratings: first cut point and positive gaps to the next ones (kept ordered).
+        self.cut_first = nn.Parameter(torch.tensor(-1.5))
+        self.cut_gaps = nn.Parameter(torch.zeros(RATING_LEVELS - 2))
+
+    @property
+    def device(self) -> torch.device:
+        return self.image_stem.weight.device
+
+    def cutpoints(self) -> Tensor:
+        """(RATING_LEVELS - 1,) increasing thresholds between adjacent ratings."""
+        gaps = F.softplus(self.cut_gaps + 0.5413)  # softplus(0.5413) = 1: unit gaps at init
+        return torch.cat([self.cut_first[None], self.cut_first + gaps.cumsum(0)])
+
+    def _images(self, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        size = self.config.image_size
+        if images.shape[-2:] != (size, size):
+            images = F.interpolate(images.float(), size=(size, size), mode="bilinear",
+                                   antialias=True, align_corners=False)
+        return images.float()
+
+    def forward(self, images: Tensor, outputs: Any, image_index: Tensor | None = None) -> Tensor:
+        """(N,) scores of N outputs; `images` are normalised model inputs (I, 3, H, W), one per
+        output, or shared: output n belongs to image `image_index[n]`."""
+        size = self.config.image_size
+        image_part = self.image_stem(self._images(images))
+        if image_index is not None:
+            image_part = image_part[image_index]
+        drawn = self.encoder.encode(outputs, size, self.config.num_classes)
+        if drawn.shape[0] != image_part.shape[0]:
+            raise ValueError(f"{drawn.shape[0]} outputs for {image_part.shape[0]} images")
+        features = self.body(image_part + self.output_stem(drawn))
+        return self.head(features).mean(dim=(1, 2, 3))
+
+    @torch.no_grad()
+    def score(
+        self,
+        images: Tensor,
+        pred_boxes: Tensor,
+        pred_classes: Tensor,
+        pred_valid: Tensor,
+        *,
+        chunk: int = 512,
+    ) -> Tensor:
+        """(B,) scores of B detection outputs, without gradients, in eval mode.
+
+        `images` (B, 3, H, W) as in a DetectionBatch, or (B / n, ...) shared by n consecutive
+        outputs each (image-major, as the REINFORCE loop samples them).
+        """
+        outputs = BoxOutputs(pred_boxes, pred_classes, pred_valid)
+        rows = len(outputs)
+        if images.shape[0] == 0 or rows % images.shape[0]:
+            raise ValueError(f"{rows} outputs cannot be split evenly over "
+                             f"{images.shape[0]} images")
+        per_image = rows // images.shape[0]
+        image_index = torch.arange(images.shape[0], device=images.device)
+        image_index = image_index.repeat_interleave(per_image)
+        was_training = self.training
+        self.eval()
+        try:
+            scores = []
+            for start in range(0, rows, chunk):
+                part = slice(start, start + chunk)
+                used = image_index[part]
+                first = int(used[0])
+                scores.append(self(images[first : int(used[-1]) + 1], outputs.select(part),
+                                   used - first))
+            return torch.cat(scores) if scores else pred_boxes.new_zeros(0)
+        finally:
+            self.train(was_training)
+
+
+def save_reward_model(path: str | Path, model: RewardModel, metrics: dict[str, Any]) -> None:
+    """Write the model, its config and its held-out metrics atomically (temporary + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "config": to_dict(model.config),
+        "metrics": metrics,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_reward_model(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[RewardModel, dict[str, Any]]:
+    """A saved model (in eval mode) and its metrics; `CheckpointError` with a one-line reason
+    for a missing, unreadable or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"reward model not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise CheckpointError(f"cannot read reward model {path}: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a Tunelab reward model")
+    try:
+        model = RewardModel(from_dict(RewardModelConfig, payload["config"]))
+        model.load_state_dict(payload["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is incomplete or damaged ({exc})") from None
+    return model.to(device).eval(), dict(payload.get("metrics") or {})

@@ -1,0 +1,102 @@
+"""Simulated annotators: feedback from a hidden gold score, with a stated amount of noise.
+
+Used in-process by the reward-model benchmark and, through the same plain functions, by the
+platform's simulated-annotators command. Nothing here knows about datasets or models.
+
+Gold score: the detection reward of the output against the image's ground truth
+(`trainer.rewards.detection`), divided by the number of ground-truth objects, so it is about 1
+for a perfect output and 0 for an empty one on every image. Dividing by a per-image constant
+keeps each image's order of outputs and makes one noise level mean the same on every image.
+
+Noise model, one parameter `noise` >= 0 for all three kinds of feedback (0 = a perfect annotator):
+- pairs (Bradley-Terry): a is preferred with probability `sigmoid((gold_a - gold_b) / noise)`;
+  when the gold scores differ by at most `tie_eps` the answer is a tie (0.5);
+- rankings (Plackett-Luce): sort `gold / noise + Gumbel noise`: the same choice model, so any
+  two outputs of a ranking are ordered as a pair would be;
+- ratings 1-5: add `noise * Logistic` to the gold score and bin it at `RATING_EDGES`, the
+  cumulative-logit model the reward model fits to ratings.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from trainer.rewards.detection import detection_reward
+
+RATING_EDGES: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)  # gold score bins of ratings 1..5
+DEFAULT_TIE_EPS = 0.02  # gold scores closer than this are a tie (about a fiftieth of a box)
+
+
+def gold_scores(
+    pred_boxes: Tensor,
+    pred_classes: Tensor,
+    pred_valid: Tensor,
+    gt_boxes: Tensor,
+    gt_classes: Tensor,
+    gt_valid: Tensor,
+    *,
+    class_weights: Tensor | None = None,
+    duplicate_penalty: float = 0.3,
+) -> Tensor:
+    """(B,) hidden gold score of each output: detection reward / number of gt objects."""
+    reward = detection_reward(
+        pred_boxes, pred_classes, pred_valid, gt_boxes, gt_classes, gt_valid,
+        class_weights=class_weights, duplicate_penalty=duplicate_penalty,
+    ).reward
+    return reward / gt_valid.sum(1).clamp_min(1)
+
+
+def _check_noise(noise: float) -> None:
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+
+
+def simulate_preferences(
+    gold_a: Tensor,
+    gold_b: Tensor,
+    *,
+    noise: float,
+    tie_eps: float = DEFAULT_TIE_EPS,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """(N,) float labels P(a preferred): 1, 0, or 0.5 for a tie (see the module docstring)."""
+    _check_noise(noise)
+    margin = (gold_a - gold_b).float()
+    if noise == 0:
+        label = (margin > 0).float()
+    else:
+        prefer_a = torch.sigmoid(margin / noise)
+        draws = torch.rand(margin.shape, generator=generator, device=margin.device)
+        label = (draws < prefer_a).float()
+    return torch.where(margin.abs() <= tie_eps, 0.5, label)
+
+
+def simulate_rankings(
+    gold: Tensor, *, noise: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """(N, K) gold scores -> (N, K) int64 positions of the outputs, best first."""
+    _check_noise(noise)
+    if noise == 0:
+        return gold.argsort(dim=1, descending=True, stable=True)
+    uniform = torch.rand(gold.shape, generator=generator, device=gold.device)
+    gumbel = -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7)))
+    return (gold.float() / noise + gumbel).argsort(dim=1, descending=True)
+
+
+def simulate_ratings(
+    gold: Tensor,
+    *,
+    noise: float,
+    generator: torch.Generator | None = None,
+    edges: tuple[float, ...] = RATING_EDGES,
+) -> Tensor:
+    """(N,) gold scores -> (N,) int64 ratings 1..len(edges) + 1."""
+    _check_noise(noise)
+    perceived = gold.float()
+    if noise > 0:
+        uniform = torch.rand(gold.shape, generator=generator, device=gold.device)
+        uniform = uniform.clamp(1e-7, 1 - 1e-7)
+        perceived = perceived + noise * torch.log(uniform / (1 - uniform))
+    bounds = torch.tensor(edges, device=gold.device)
+    return 1 + (perceived[:, None] > bounds).sum(1)
