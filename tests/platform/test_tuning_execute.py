@@ -1,0 +1,149 @@
+"""The tuning task's body run in-process on a tiny real model: a run trains to a new
+ModelVersion, is idempotent, resumes from its checkpoint after its worker died without
+counting a step twice, stops when cancelled, and records its error when it fails."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from config.celery import app as celery_app
+from rewards.models import JobStatus
+from tests.integration.tuning_support import (
+    TINY_DATA,
+    shapes_project,
+    tiny_tune_config,
+    version_with_checkpoint,
+)
+from trainer.train.checkpoint import load_checkpoint
+from tuning import execute
+from tuning.execute import execute_run, run_checkpoint_name
+from tuning.models import TuningRun, TuningStep
+from tuning.services import (
+    reap_stale_runs,
+    tuning_run_cancel,
+    tuning_run_launch,
+    tuning_run_retry,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+class WorkerKilled(BaseException):
+    """Stands for kill -9: nothing in the worker gets to handle it."""
+
+
+@pytest.fixture(autouse=True)
+def sent(monkeypatch) -> list:
+    calls: list = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args: calls.append((name, args)))
+    return calls
+
+
+@pytest.fixture
+def shapes(project_admin):
+    return shapes_project(admins=[project_admin])
+
+
+def launch(project, **config) -> TuningRun:
+    return tuning_run_launch(
+        project=project, start_version=version_with_checkpoint(project),
+        config=tiny_tune_config(**config), data=TINY_DATA, save_every=2,
+    )
+
+
+def test_a_run_trains_to_a_new_model_version(shapes):
+    run = launch(shapes)
+    execute_run(run.pk, worker="w1")
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert (run.step, run.total_steps, run.attempts) == (4, 4, 1)
+    version = run.result_version
+    assert version.parent == run.start_version
+    assert set(version.metrics["eval"]) == {"class", "confidence"}
+    tuned = load_checkpoint(version.checkpoint.path)
+    assert (tuned.stage, tuned.step) == ("tune", 4)
+    steps = TuningStep.objects.filter(run=run)
+    assert [s.step for s in steps] == [0, 1, 2, 3]
+    assert all({"reward", "grad_norm", "lr"} <= set(s.metrics) for s in steps)
+    # A redelivered message for a finished run does nothing.
+    execute_run(run.pk, worker="w2")
+    run.refresh_from_db()
+    assert (run.attempts, run.worker, shapes.model_versions.count()) == (1, "w1", 2)
+
+
+def test_a_run_resumes_from_its_checkpoint_without_counting_a_step_twice(
+    shapes, monkeypatch, sent, django_capture_on_commit_callbacks
+):
+    run = launch(shapes, steps=6)
+    record = execute.tuning_step_record
+
+    def dies_at_step_4(**kwargs):
+        if kwargs["step"] == 4:
+            raise WorkerKilled
+        record(**kwargs)
+
+    monkeypatch.setattr(execute, "tuning_step_record", dies_at_step_4)
+    with pytest.raises(WorkerKilled):
+        execute_run(run.pk, worker="dead")
+    monkeypatch.setattr(execute, "tuning_step_record", record)
+    run.refresh_from_db()
+    assert (run.status, run.worker, run.step) == (JobStatus.RUNNING, "dead", 4)
+    # Checkpoints every 2 steps: the one on disk holds step 4's start (steps 0-3 done).
+    assert load_checkpoint(Path(settings.MEDIA_ROOT) / run_checkpoint_name(run.pk)).step == 4
+    before = {s.step: s.recorded_at for s in TuningStep.objects.filter(run=run)}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert reap_stale_runs(stale_after=timedelta(0)) == [run.pk]
+    assert sent == [("tuning.run_execute", [run.pk])]
+    execute_run(run.pk, worker="alive")
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert (run.attempts, run.worker) == (2, "alive")
+    after = {s.step: s.recorded_at for s in TuningStep.objects.filter(run=run)}
+    assert sorted(after) == [0, 1, 2, 3, 4, 5]
+    # Resumed, not restarted: the steps before the checkpoint were not trained again.
+    assert all(after[step] == before[step] for step in range(4))
+
+
+def test_a_live_worker_keeps_its_run(shapes):
+    run = launch(shapes)
+    TuningRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, worker="busy",
+                                                heartbeat_at=run.created_at)
+    assert reap_stale_runs(stale_after=timedelta(hours=1)) == []
+    execute_run(run.pk, worker="duplicate delivery")
+    run.refresh_from_db()
+    assert (run.status, run.worker, run.attempts) == (JobStatus.RUNNING, "busy", 0)
+
+
+def test_a_cancelled_run_stops_and_can_be_retried(shapes, monkeypatch):
+    run = launch(shapes, steps=6)
+    record = execute.tuning_step_record
+
+    def cancel_after_step_1(**kwargs):
+        record(**kwargs)
+        if kwargs["step"] == 1:
+            tuning_run_cancel(run=run)
+
+    monkeypatch.setattr(execute, "tuning_step_record", cancel_after_step_1)
+    execute_run(run.pk, worker="w1")
+    run.refresh_from_db()
+    assert run.status == JobStatus.CANCELLED
+    assert run.step == 2 and run.result_version is None
+    monkeypatch.setattr(execute, "tuning_step_record", record)
+    tuning_run_retry(run=run)
+    execute_run(run.pk, worker="w2")
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == (JobStatus.SUCCEEDED, 2)
+    assert [s.step for s in TuningStep.objects.filter(run=run)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_failed_run_records_its_error(shapes):
+    run = launch(shapes)
+    Path(run.start_version.checkpoint.path).unlink()
+    execute_run(run.pk, worker="w1")
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED
+    assert "checkpoint not found" in run.error
+    assert run.finished_at is not None and run.result_version is None
