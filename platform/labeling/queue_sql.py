@@ -23,17 +23,19 @@ def _moment(value: datetime):
 
 
 def pick_open_task(
-    *, project_id: int, user_id: int, now: datetime, exclude: list[int]
+    *, project_id: int, user_id: int, now: datetime, exclude: list[int], skip_locked: bool
 ) -> tuple[int, bool] | None:
     """Lock and return (task id, the user holds a lapsed lease on it) of the first task with a
     free slot that this user has not answered, skipped or leased; None when there is none.
 
-    Locked rows are skipped, so concurrent annotators take different tasks without waiting.
+    With `skip_locked`, rows locked by others are passed over (concurrent annotators take
+    different tasks without waiting); without it, the statement waits for them.
     """
     moment = _moment(now)
     not_these = f"AND t.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
-    lock = "FOR UPDATE OF t SKIP LOCKED" if connection.features.has_select_for_update_skip_locked \
-        else ""
+    lock = ""
+    if connection.features.has_select_for_update_skip_locked:
+        lock = "FOR UPDATE OF t SKIP LOCKED" if skip_locked else "FOR UPDATE OF t"
     sql = f"""
         SELECT t.id,
                EXISTS (SELECT 1 FROM {ASSIGNMENT} a

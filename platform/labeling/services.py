@@ -19,7 +19,7 @@ from itertools import combinations
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
@@ -135,31 +135,57 @@ def next_task_for(
     assignment = held.order_by("id").first()
     if assignment is not None:
         return assignment
+    try:
+        return _lease_new(user=user, project=project, now=now, after=after)
+    except IntegrityError:
+        # Another request of the same annotator leased the same task a moment ago: theirs.
+        return held.order_by("id").first()
 
+
+def _lease_new(
+    *, user: AbstractBaseUser, project: Project, now: datetime, after: int | None
+) -> Assignment | None:
+
+    # Each try is its own transaction, so nobody holds a task's lock while waiting for another's.
+    # The first pass skips locked tasks; only when that finds nothing, a second pass waits for
+    # them, so the last free slots are not reported empty just because a lease is being taken.
+    passes = (True, False) if connection.features.has_select_for_update_skip_locked else (True,)
+    passed = [] if after is None else [after]
+    for skip_locked in passes:
+        while (outcome := _lease_one(user=user, project=project, now=now, exclude=passed,
+                                     skip_locked=skip_locked)) is not None:
+            if isinstance(outcome, Assignment):
+                return outcome
+            passed.append(outcome)
+    return None
+
+
+@transaction.atomic
+def _lease_one(
+    *, user: AbstractBaseUser, project: Project, now: datetime, exclude: list[int],
+    skip_locked: bool,
+) -> Assignment | int | None:
+    """Lease the first open task: the lease, or the id of a task found full, or None."""
     # Tasks this annotator has answered, skipped or holds are not for them; a lease of theirs
     # that ran out is, if the task still has room.
+    picked = pick_open_task(project_id=project.pk, user_id=user.pk, now=now, exclude=exclude,
+                            skip_locked=skip_locked)
+    if picked is None:
+        return None
+    task_id, lapsed = picked
+    # Counted again now that the row is ours: a lease committed since the first statement's
+    # snapshot is visible to this one.
+    if free_slots(task_id=task_id, user_id=user.pk, now=now) <= 0:
+        return task_id
     expires = now + lease_duration()
-    with transaction.atomic():
-        passed = [] if after is None else [after]
-        while True:
-            picked = pick_open_task(project_id=project.pk, user_id=user.pk, now=now,
-                                    exclude=passed)
-            if picked is None:
-                return None
-            task_id, lapsed = picked
-            # Counted again now that the row is ours: a lease committed since the first
-            # statement's snapshot is visible to this one.
-            if free_slots(task_id=task_id, user_id=user.pk, now=now) > 0:
-                break
-            passed.append(task_id)
-        if lapsed:
-            Assignment.objects.filter(task_id=task_id, annotator=user).update(
-                status=LEASED, lease_expires_at=expires, updated_at=now
-            )
-            return Assignment.objects.get(task_id=task_id, annotator=user)
-        return Assignment.objects.create(
-            task_id=task_id, annotator=user, status=LEASED, lease_expires_at=expires
+    if lapsed:
+        Assignment.objects.filter(task_id=task_id, annotator=user).update(
+            status=LEASED, lease_expires_at=expires, updated_at=now
         )
+        return Assignment.objects.get(task_id=task_id, annotator=user)
+    return Assignment.objects.create(
+        task_id=task_id, annotator=user, status=LEASED, lease_expires_at=expires
+    )
 
 
 # --- Answers --------------------------------------------------------------------------------
