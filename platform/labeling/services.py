@@ -145,10 +145,12 @@ def next_task_for(
 def _lease_new(
     *, user: AbstractBaseUser, project: Project, now: datetime, after: int | None
 ) -> Assignment | None:
+    """A lease on a task new to this annotator, or None when no task has room for them.
 
-    # Each try is its own transaction, so nobody holds a task's lock while waiting for another's.
-    # The first pass skips locked tasks; only when that finds nothing, a second pass waits for
-    # them, so the last free slots are not reported empty just because a lease is being taken.
+    Each try is its own transaction, so nobody holds a task's lock while waiting for another's.
+    The first pass skips locked tasks; only when that finds nothing, a second pass waits for
+    them, so the last free slots are not reported empty just because a lease is being taken.
+    """
     passes = (True, False) if connection.features.has_select_for_update_skip_locked else (True,)
     passed = [] if after is None else [after]
     for skip_locked in passes:
