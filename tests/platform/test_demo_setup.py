@@ -12,6 +12,8 @@ from projects.models import Candidate, Item, Project
 
 
 def run_demo(monkeypatch, password: str | None) -> str:
+    # A checkpoint that is not there is reported and left out (and none is picked up from runs/).
+    monkeypatch.setenv("DEMO_CHECKPOINT", "/nonexistent/checkpoint.pt")
     if password is None:
         monkeypatch.delenv("DEMO_PASSWORD", raising=False)
     else:
@@ -23,6 +25,7 @@ def run_demo(monkeypatch, password: str | None) -> str:
 
 def test_demo_setup_is_idempotent_and_prints_working_passwords(db, monkeypatch):
     first = run_demo(monkeypatch, None)
+    assert "Checkpoint /nonexistent/checkpoint.pt left out" in first
     counts = (Project.objects.count(), Item.objects.count(), Candidate.objects.count(),
               Task.objects.count())
     assert counts == (2, 50, 150, 40 * 3 + 10 * 3)

@@ -7,16 +7,21 @@ swapped, spurious boxes added): "Shapes detection: A vs B" (pairwise, overlap 2,
 and `annotator` (annotator of both) get the password in DEMO_PASSWORD, or a fresh random one;
 the passwords are set and printed on every run.
 
-Outputs come from perturbed ground truth, not from a trainer checkpoint: sampling a checkpoint
-on these items is not wired in yet.
+With a trainer checkpoint (`--checkpoint PATH`, env DEMO_CHECKPOINT, or else the newest
+`runs/**/*.pt` of the repository), the pairwise project also gets that model's outputs as
+another ModelVersion: a greedy decode (sample 0) and one sampled at temperature 1 (sample 1).
+A checkpoint that cannot be read or does not detect Synthetic Shapes' classes is reported and
+left out; the perturbed outputs are always there.
 """
 
 import io
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -94,15 +99,21 @@ def perturbed_output(boxes: np.ndarray, classes: np.ndarray, quality: Quality, *
         x0, y0 = rng.uniform(0, size - side, 2)
         objects.append((x0, y0, x0 + side, y0 + side, int(rng.integers(len(CLASS_NAMES))),
                         rng.uniform(0.2, 0.7)))
+    return api_objects(objects, size, size)
+
+
+def api_objects(objects: list[tuple], width: float, height: float) -> dict:
+    """(x0, y0, x1, y1, class index, score) rows as the API's detection output: corners put in
+    order and clipped to the image, boxes under a pixel dropped, best score first."""
     detections = []
     for x0, y0, x1, y1, cls, score in objects:
-        x0, x1 = sorted(float(np.clip(v, 0, size)) for v in (x0, x1))
-        y0, y1 = sorted(float(np.clip(v, 0, size)) for v in (y0, y1))
+        x0, x1 = sorted(float(np.clip(v, 0, width)) for v in (x0, x1))
+        y0, y1 = sorted(float(np.clip(v, 0, height)) for v in (y0, y1))
         if x1 - x0 < 1 or y1 - y0 < 1:
             continue
         detections.append({
             "bbox": [round(x0, 1), round(y0, 1), round(x1 - x0, 1), round(y1 - y0, 1)],
-            "category_id": cls + 1,
+            "category_id": int(cls) + 1,
             "score": round(float(score), 3),
         })
     return {"objects": sorted(detections, key=lambda d: -d["score"])}
@@ -117,6 +128,50 @@ def ground_truth(boxes: np.ndarray, classes: np.ndarray) -> dict:
     ]}
 
 
+def checkpoint_outputs(path: Path, scenes: list) -> tuple[str, list[list[dict]]]:
+    """A trainer checkpoint's detections on the scenes: (model version name, per scene the
+    greedy output then one sampled at temperature 1), in the API's detection form."""
+    import torch
+
+    from trainer.data.detection import DetectionExample, collate
+    from trainer.tasks.detection import predict
+    from trainer.train.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    if tuple(checkpoint.class_names) != tuple(CLASS_NAMES):
+        raise ValueError(f"it detects {', '.join(checkpoint.class_names)}, not Synthetic Shapes")
+    model, task = checkpoint.build("cpu")
+    model.eval()
+    examples = [DetectionExample(image=s.image, boxes=s.boxes, classes=s.classes, image_id=s.seed)
+                for s in scenes]
+    batch = collate(examples, model.config.image_size)
+    generator = torch.Generator().manual_seed(0)
+    samples = [predict(model, task.codec, batch.images, temperature=t, generator=generator)
+               for t in (0.0, 1.0)]
+    outputs = []
+    for index, scene in enumerate(scenes):
+        height, width = scene.image.shape[:2]
+        scale = torch.tensor([height, width, height, width], dtype=torch.float32)
+        per_scene = []
+        for detections in (sample[index] for sample in samples):
+            rows = [(x0, y0, x1, y1, cls, score) for (y0, x0, y1, x1), cls, score in zip(
+                (detections.boxes * scale).tolist(), detections.classes.tolist(),
+                detections.class_prob.tolist(), strict=True)]
+            per_scene.append(api_objects(rows, width, height))
+        outputs.append(per_scene)
+    name = f"checkpoint {path.stem} ({checkpoint.stage}, step {checkpoint.step})"
+    return name, outputs
+
+
+def find_checkpoint(option: str | None) -> Path | None:
+    chosen = option or os.environ.get("DEMO_CHECKPOINT")
+    if chosen:
+        return Path(chosen)
+    found = sorted((Path(settings.BASE_DIR) / "runs").glob("**/*.pt"),
+                   key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
 def png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
@@ -126,6 +181,9 @@ def png(image: np.ndarray) -> bytes:
 class Command(BaseCommand):
     help = "Create the demo projects, images, model outputs and users (idempotent)."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--checkpoint", help="a trainer checkpoint whose outputs to add")
+
     def handle(self, *args, **options) -> None:
         password = os.environ.get("DEMO_PASSWORD") or ""
         users = {
@@ -133,8 +191,10 @@ class Command(BaseCommand):
             "annotator": self._user("annotator", password or secrets.token_urlsafe(9)),
         }
         config = ShapesConfig(image_size=IMAGE_SIZE)
+        checkpoint = find_checkpoint(options.get("checkpoint"))
         for spec in PROJECTS:
-            self._project(spec, config, users)
+            use = checkpoint if spec.rating_mode == RatingMode.PAIRWISE else None
+            self._project(spec, config, users, use)
         self.stdout.write("")
         self.stdout.write("Demo users (passwords reset on every run):")
         for name, (_, secret) in users.items():
@@ -148,7 +208,8 @@ class Command(BaseCommand):
         return user, password
 
     @transaction.atomic
-    def _project(self, spec: DemoProject, config: ShapesConfig, users: dict) -> None:
+    def _project(self, spec: DemoProject, config: ShapesConfig, users: dict,
+                 checkpoint: Path | None) -> None:
         admin, annotator = users["admin"][0], users["annotator"][0]
         project = Project.objects.filter(name=spec.name).first() or project_create(
             name=spec.name, task=VisionTask.DETECTION, rating_mode=spec.rating_mode,
@@ -167,6 +228,7 @@ class Command(BaseCommand):
         have_items = {i.file_name: i for i in Item.objects.filter(project=project)}
         have = set(Candidate.objects.filter(item__project=project)
                    .values_list("item_id", "model_version_id"))
+        scenes = []
         for index in range(spec.first_scene, spec.first_scene + spec.n_items):
             seed = scene_seed("val", index)
             file_name = f"shapes_val_{index:05d}.png"
@@ -175,6 +237,7 @@ class Command(BaseCommand):
                 project=project, file_name=file_name, image=png(scene.image),
                 ground_truth=ground_truth(scene.boxes, scene.classes),
             )
+            scenes.append((item, scene))
             for level, (quality, version) in enumerate(zip(QUALITIES, versions, strict=True)):
                 if (item.pk, version.pk) in have:
                     continue
@@ -183,9 +246,29 @@ class Command(BaseCommand):
                     output=perturbed_output(scene.boxes, scene.classes, quality,
                                             seed=seed * 10 + level, size=IMAGE_SIZE),
                 )
+        if checkpoint is not None:
+            self._checkpoint_candidates(project, checkpoint, scenes, have)
         created = tasks_create(project=project)
         self.stdout.write(
             f"{project.name}: {project.items.count()} images, "
             f"{Candidate.objects.filter(item__project=project).count()} candidates, "
             f"{project.tasks.count()} tasks ({created} new), rating mode {project.rating_mode}."
         )
+
+    def _checkpoint_candidates(self, project: Project, path: Path, scenes: list,
+                               have: set) -> None:
+        try:
+            name, outputs = checkpoint_outputs(path, [scene for _, scene in scenes])
+        except Exception as error:  # a foreign or broken file must not stop the demo
+            self.stdout.write(f"Checkpoint {path} left out: {error}")
+            return
+        version = model_version_get_or_create(
+            project=project, name=name, description=f"Outputs of the trainer checkpoint {path}."
+        )
+        for (item, _), per_scene in zip(scenes, outputs, strict=True):
+            if (item.pk, version.pk) in have:
+                continue
+            for sample_index, output in enumerate(per_scene):
+                candidate_create(item=item, model_version=version, output=output,
+                                 sample_index=sample_index)
+        self.stdout.write(f"{project.name}: outputs of {name} added.")
