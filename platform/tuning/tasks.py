@@ -1,4 +1,5 @@
-"""Celery tasks of tuning runs (routed to the `gpu` queue) and the reaper.
+"""Celery tasks of tuning runs (routed to the `gpu` queue) and the reaper of tuning runs and
+reward-model trainings.
 
 A task takes ids and hands them to `tuning.execute`; the reaper runs when a worker starts
 (`worker_ready`) and on the beat schedule (CELERY_BEAT_SCHEDULE), so a run whose worker died is
@@ -14,6 +15,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from rewards.services import reap_stale_reward_models
 from tuning.execute import execute_run
 from tuning.services import RUN_TASK, reap_stale_runs
 
@@ -31,11 +33,14 @@ def tuning_run_execute(run_id: int) -> None:
 
 
 @shared_task(name="tuning.reap_stale_runs")
-def reap_stale_runs_task() -> list[int]:
-    reaped = reap_stale_runs(stale_after=timedelta(seconds=settings.TUNELAB_RUN_STALE_S))
-    if reaped:
-        logger.warning("requeued tuning runs with a stale heartbeat: %s", reaped)
-    return reaped
+def reap_stale_runs_task() -> None:
+    """Requeue tuning runs and reward-model trainings whose worker stopped beating."""
+    stale_after = timedelta(seconds=settings.TUNELAB_RUN_STALE_S)
+    runs = reap_stale_runs(stale_after=stale_after)
+    reward_models = reap_stale_reward_models(stale_after=stale_after)
+    if runs or reward_models:
+        logger.warning("requeued (stale heartbeat) tuning runs %s, reward models %s", runs,
+                       reward_models)
 
 
 @worker_ready.connect

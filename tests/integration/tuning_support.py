@@ -1,19 +1,29 @@
 """Shared by the tuning and reward-model tests: a tiny pretrained detection checkpoint, a tiny
-run config, and a detection project on Synthetic Shapes' classes with an admin-owned
-ModelVersion that has the checkpoint.
+run config, a detection project on Synthetic Shapes' classes with a ModelVersion that has the
+checkpoint, and items with candidates answered by an annotator through the real services.
 
 The checkpoint comes from the trainer's real `pretrain` (two steps of a 32 px, one-layer
 model), made once per test session; runs on it take about a second.
 """
 
 import functools
+import io
 import tempfile
+import uuid
 from pathlib import Path
 
 from django.core.files.base import ContentFile
+from PIL import Image
 
+from labeling.services import answer_submit, next_task_for, tasks_create
 from projects.models import ModelVersion, Project, RatingMode, Role
-from projects.services import membership_set, model_version_get_or_create, project_create
+from projects.services import (
+    candidate_create,
+    item_create,
+    membership_set,
+    model_version_get_or_create,
+    project_create,
+)
 from trainer.data.shapes import CLASS_NAMES
 from trainer.train.config import DataConfig, DetectionTaskConfig, ModelConfig, PretrainConfig
 from trainer.train.loops import pretrain
@@ -43,9 +53,10 @@ def tiny_checkpoint_bytes() -> bytes:
         return path.read_bytes()
 
 
-def shapes_project(*, admins=(), annotators=(), name: str = "shapes detection") -> Project:
+def shapes_project(*, admins=(), annotators=(), name: str = "shapes detection",
+                   rating_mode: str = RatingMode.PAIRWISE) -> Project:
     """A detection project whose categories are Synthetic Shapes' classes."""
-    project = project_create(name=name, task="detection", rating_mode=RatingMode.PAIRWISE,
+    project = project_create(name=name, task="detection", rating_mode=rating_mode,
                              categories=SHAPES_CATEGORIES)
     for role, users in ((Role.ADMIN, admins), (Role.ANNOTATOR, annotators)):
         for user in users:
@@ -58,3 +69,43 @@ def version_with_checkpoint(project: Project, name: str = "mle",
     version = model_version_get_or_create(project=project, name=name)
     version.checkpoint.save(f"{name}.pt", ContentFile(content or tiny_checkpoint_bytes()))
     return version
+
+
+def _png(width: int, height: int, shade: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, 90, 200 - shade)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def candidate_output(quality: int) -> dict:
+    """A detection output; lower `quality` numbers have the box nearer the true [4, 4, 12, 10]."""
+    return {"objects": [{"bbox": [4 + 3 * quality, 4, 12, 10], "category_id": 1 + quality,
+                         "score": 0.9}]}
+
+
+def add_feedback(project: Project, annotator, *, n_items: int = 6, n_candidates: int = 3) -> int:
+    """Items (32 x 24 PNGs) with candidates of graded quality, every task answered by
+    `annotator` through the queue, preferring the better output. Returns the answers given."""
+    versions = [model_version_get_or_create(project=project, name=f"graded-{q}")
+                for q in range(n_candidates)]
+    quality = {}
+    for index in range(n_items):
+        item = item_create(project=project, file_name=f"scene_{index}.png",
+                           image=_png(32, 24, 20 * index))
+        for q, version in enumerate(versions):
+            quality[candidate_create(item=item, model_version=version,
+                                     output=candidate_output(q)).pk] = q
+    tasks_create(project=project)
+    answers = 0
+    while (assignment := next_task_for(user=annotator, project=project)) is not None:
+        shown = [slot.candidate_id for slot in assignment.task.slots.order_by("position")]
+        if project.rating_mode == RatingMode.SCALE:
+            answer = {"score": 5 - quality[shown[0]]}
+        elif project.rating_mode == RatingMode.PAIRWISE:
+            answer = {"choice": "A" if quality[shown[0]] < quality[shown[1]] else "B"}
+        else:
+            answer = {"ranking": sorted(shown, key=quality.get)}
+        answer_submit(user=annotator, task=assignment.task, answer=answer,
+                      idempotency_key=str(uuid.uuid4()))
+        answers += 1
+    return answers

@@ -26,10 +26,11 @@ class Worker:
             self.process.wait()
 
     def stop(self) -> None:
+        """Cold shutdown (SIGQUIT): the test is over, nothing is left in flight."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGQUIT)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.kill()
 

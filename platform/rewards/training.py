@@ -1,0 +1,73 @@
+"""What a worker does with a reward model: the project's feedback in, `train_reward_model`,
+the model file and its held-out accuracy out (the body of the Celery task; tests call it
+in-process). Training is short, so a restarted training starts over rather than resuming.
+"""
+
+import logging
+import time
+import traceback
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+
+from rewards.feedback import project_feedback
+from rewards.models import RewardModel
+from rewards.services import (
+    reward_model_claim,
+    reward_model_fail,
+    reward_model_heartbeat,
+    reward_model_succeed,
+)
+from trainer.reward_model.config import RewardModelConfig
+from trainer.reward_model.model import save_reward_model
+from trainer.reward_model.train import train_reward_model
+from trainer.train.config import from_dict
+from trainer.train.loops import pick_device
+
+logger = logging.getLogger(__name__)
+
+
+def reward_model_file_name(reward_model: RewardModel) -> str:
+    return f"projects/{reward_model.project_id}/reward_models/{reward_model.pk}.pt"
+
+
+def train_project_reward_model(reward_model_id: int, *, worker: str,
+                               heartbeat_s: float | None = None) -> None:
+    """Train the reward model from its project's feedback; record the result or the error."""
+    stale_after = timedelta(seconds=settings.TUNELAB_RUN_STALE_S)
+    reward_model = reward_model_claim(reward_model_id=reward_model_id, worker=worker,
+                                      stale_after=stale_after)
+    if reward_model is None:
+        return
+    last_beat = time.monotonic()
+
+    def on_step(step: int, metrics: dict) -> None:
+        nonlocal last_beat
+        if heartbeat_s and time.monotonic() - last_beat >= heartbeat_s:
+            reward_model_heartbeat(reward_model_id=reward_model.pk, worker=worker)
+            last_beat = time.monotonic()
+
+    try:
+        config = from_dict(RewardModelConfig, reward_model.config)
+        feedback = project_feedback(reward_model.project, config.image_size)
+        trained = train_reward_model(
+            config, preferences=feedback.preferences, rankings=feedback.rankings,
+            ratings=feedback.ratings, device=pick_device(), on_step=on_step,
+        )
+        metrics = {**trained.heldout, **trained.sizes, "seconds": round(trained.seconds, 2)}
+        name = reward_model_file_name(reward_model)
+        save_reward_model(Path(settings.MEDIA_ROOT) / name, trained.model.cpu(), metrics)
+        accuracy = trained.heldout.get("pair_acc")
+        reward_model_succeed(reward_model_id=reward_model.pk, worker=worker, file_name=name,
+                             heldout_accuracy=accuracy, metrics=_finite(metrics))
+    except Exception as error:  # recorded on the row; the worker lives on
+        logger.exception("reward model %s failed", reward_model.pk)
+        detail = "".join(traceback.format_exception(error, limit=-3))
+        reward_model_fail(reward_model_id=reward_model.pk, worker=worker,
+                          error=f"{type(error).__name__}: {error}\n\n{detail}")
+
+
+def _finite(metrics: dict) -> dict:
+    """NaN (no pairs of a kind held out) is not JSON: null instead."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in metrics.items()}
