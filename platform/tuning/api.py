@@ -56,6 +56,8 @@ class TuningRunOutput(serializers.Serializer):
     attempts = serializers.IntegerField()
     error = serializers.CharField()
     result_version = VersionOutput(allow_null=True)
+    samples = serializers.JSONField(help_text='[{"image_url", "width", "height", "before", '
+                                              '"after"}]: outputs of both models.')
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)

@@ -3,7 +3,8 @@
 `execute_run` is the body of the Celery task (tests call it in-process). It claims the run,
 resumes from the run's own checkpoint when an earlier attempt left one (a worker died), trains
 with a log object that writes each logged step to the database (and stops the trainer when the
-run is cancelled), evaluates the result and records the new ModelVersion, or the error.
+run is cancelled), evaluates the result, decodes sample images with the starting and the tuned
+model, and records the new ModelVersion, or the error.
 A thread beats the run's heartbeat while it trains, so the reaper can tell a slow step from a
 dead worker.
 """
@@ -29,6 +30,7 @@ from trainer.train.evaluate import best_decoding, evaluate_model
 from trainer.train.loops import RunResult, tune
 from tuning.configs import data_config_from, data_dir_path, tune_config_from
 from tuning.models import TuningRun
+from tuning.samples import before_after_samples
 from tuning.services import (
     RunCancelled,
     RunTakenOver,
@@ -116,11 +118,18 @@ def _data_config(run: TuningRun) -> DataConfig:
     return data
 
 
-def _evaluate(result: RunResult, data: DataConfig) -> dict[str, Any]:
-    metrics, _ = evaluate_model(result.model, result.task, eval_source(data), EVAL_DECODINGS)
+def _results(run: TuningRun, result: RunResult, data: DataConfig
+             ) -> tuple[dict[str, Any], list[dict]]:
+    """COCO metrics of the tuned model, and sample outputs of both models side by side."""
+    source = eval_source(data)
+    metrics, _ = evaluate_model(result.model, result.task, source, EVAL_DECODINGS)
     best = best_decoding(metrics, EVAL_DECODINGS)
+    start = load_checkpoint(run.start_version.checkpoint.path).build(result.model.device)
+    samples = before_after_samples(run_id=run.pk, source=source, before=start,
+                                   after=(result.model, result.task))
     return {"eval": metrics, "best_decoding": best, "map": metrics[best]["map"],
-            "train_seconds": round(result.seconds, 2), "step_seconds": round(result.step_s, 4)}
+            "train_seconds": round(result.seconds, 2),
+            "step_seconds": round(result.step_s, 4)}, samples
 
 
 def execute_run(run_id: int, *, worker: str, heartbeat_s: float | None = None) -> None:
@@ -138,8 +147,9 @@ def execute_run(run_id: int, *, worker: str, heartbeat_s: float | None = None) -
             data = _data_config(run)
             result = tune(_starting_point(run, own), data, config, checkpoint_path=own,
                           log=RunLog(run.pk, worker), progress=False, save_every=run.save_every)
-            metrics = _evaluate(result, data)
-        tuning_run_succeed(run_id=run.pk, worker=worker, checkpoint_name=name, metrics=metrics)
+            metrics, samples = _results(run, result, data)
+        tuning_run_succeed(run_id=run.pk, worker=worker, checkpoint_name=name, metrics=metrics,
+                           samples=samples)
     except (RunCancelled, RunTakenOver) as stop:
         logger.info("run %s: %s stops (%s)", run.pk, worker, type(stop).__name__)
     except Exception as error:  # any failure of the run is recorded on it, the worker lives on

@@ -44,6 +44,10 @@ class TuningRun(models.Model):
     worker = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Executions started.")
     error = models.TextField(blank=True)
+    samples = models.JSONField(
+        default=list, blank=True,
+        help_text="Held-out images with the starting and the tuned model's outputs.",
+    )
     result_version = models.OneToOneField(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="made_by"
     )

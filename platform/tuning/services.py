@@ -231,7 +231,7 @@ def tuning_run_heartbeat(*, run_id: int, worker: str) -> bool:
 
 @transaction.atomic
 def tuning_run_succeed(
-    *, run_id: int, worker: str, checkpoint_name: str, metrics: dict
+    *, run_id: int, worker: str, checkpoint_name: str, metrics: dict, samples: list[dict]
 ) -> ModelVersion:
     """The tuned model as a new ModelVersion of the project, child of the starting one."""
     run = _owned(run_id, worker)
@@ -246,9 +246,10 @@ def tuning_run_succeed(
     version.save(update_fields=["checkpoint"])
     run.status = JobStatus.SUCCEEDED
     run.result_version = version
+    run.samples = samples
     run.step = run.total_steps
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "result_version", "step", "finished_at"])
+    run.save(update_fields=["status", "result_version", "samples", "step", "finished_at"])
     return version
 
 

@@ -62,6 +62,10 @@ def test_a_run_trains_to_a_new_model_version(shapes):
     version = run.result_version
     assert version.parent == run.start_version
     assert set(version.metrics["eval"]) == {"class", "confidence"}
+    assert len(run.samples) == 4
+    for sample in run.samples:
+        assert {"before", "after"} <= set(sample) and "objects" in sample["after"]
+        assert (Path(settings.MEDIA_ROOT) / sample["image_url"].split("/media/")[1]).is_file()
     tuned = load_checkpoint(version.checkpoint.path)
     assert (tuned.stage, tuned.step) == ("tune", 4)
     steps = TuningStep.objects.filter(run=run)
