@@ -1,0 +1,143 @@
+/**
+ * The tuning run page: polls `GET /api/tuning-runs/{id}/metrics/?after=<step>` every 2 s and
+ * draws one SVG polyline per metric (small multiples), keeps status and progress current,
+ * cancels or retries the run, and shows the sample outputs of the starting and the tuned model
+ * side by side (drawn by the annotator UI's detection renderer) once the run has finished.
+ */
+
+import { fill as drawDetections } from "../annotate/render/detection.js";
+import { el, svgEl } from "../annotate/render/dom.js";
+
+const POLL_MS = 2000;
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const page = JSON.parse(document.getElementById("run-data").textContent);
+const series = new Map(); // metric name -> [[step, value], ...]
+let lastStep = -1;
+let polling = false; // a poll is in flight or scheduled
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+async function api(method, url) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  const response = await fetch(url, { method, headers, credentials: "same-origin" });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.detail ?? `HTTP ${response.status}`);
+  return data;
+}
+
+function curve(name) {
+  const points = series.get(name);
+  const steps = points.map(([step]) => step);
+  const values = points.map(([, value]) => value);
+  const [x0, x1] = [Math.min(...steps), Math.max(...steps)];
+  let [y0, y1] = [Math.min(...values), Math.max(...values)];
+  if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
+  // A 100 x 100 box stretched to the chart (strokes keep their width: non-scaling-stroke).
+  const x = (step) => (x1 === x0 ? 50 : (100 * (step - x0)) / (x1 - x0));
+  const y = (value) => 100 - (100 * (value - y0)) / (y1 - y0);
+  const svg = svgEl("svg", { viewBox: "0 0 100 100", preserveAspectRatio: "none",
+    role: "img", "aria-label": `${name} by step` });
+  svg.append(svgEl("line", { x1: 0, y1: 100, x2: 100, y2: 100, class: "axis" }));
+  svg.append(svgEl("polyline", {
+    points: points.map(([step, value]) => `${x(step).toFixed(2)},${y(value).toFixed(2)}`)
+      .join(" "),
+  }));
+  const latest = values[values.length - 1];
+  const head = el("h3", {}, [el("span", { text: name }),
+    el("span", { class: "muted", text: Number(latest.toPrecision(4)).toString() })]);
+  return el("div", { class: "curve", "data-metric": name }, [head, svg,
+    el("div", { class: "muted", text: `steps ${x0}-${x1} · ${y0.toPrecision(3)} to ${y1.toPrecision(3)}` })]);
+}
+
+function drawCurves() {
+  const box = document.getElementById("curves");
+  box.replaceChildren(...[...series.keys()].sort().map(curve));
+  document.getElementById("curves-empty").hidden = series.size > 0;
+}
+
+function showStatus({ status, step, total_steps: total }) {
+  const badge = document.getElementById("run-status");
+  badge.textContent = status;
+  badge.dataset.status = status;
+  const bar = document.getElementById("run-progress");
+  bar.max = total;
+  bar.value = step;
+  document.getElementById("run-steps").textContent = `${step} / ${total}`;
+  document.getElementById("cancel-run").hidden = FINISHED.has(status);
+  document.getElementById("retry-run").hidden = status !== "failed" && status !== "cancelled";
+}
+
+async function showDetails() {
+  const run = await api("GET", `/api/tuning-runs/${page.id}/`);
+  document.getElementById("run-worker").textContent =
+    `${run.worker || "-"} (attempt ${run.attempts})`;
+  const error = document.getElementById("run-error");
+  error.textContent = run.error;
+  error.hidden = !run.error;
+  if (run.result_version) {
+    document.getElementById("run-result").textContent =
+      `${run.result_version.name}: mAP ${run.result_version.metrics.map}`;
+  }
+  const samples = document.getElementById("samples");
+  samples.replaceChildren(...run.samples.map((sample) => {
+    const item = { image_url: sample.image_url, width: sample.width, height: sample.height };
+    const side = (caption, output) => {
+      const figure = el("figure", {}, [el("figcaption", { text: caption })]);
+      drawDetections(figure, output, item, page);
+      return figure;
+    };
+    return el("div", { class: "sample" }, [
+      side(run.start_version.name, sample.before),
+      side(run.result_version?.name ?? "tuned", sample.after),
+    ]);
+  }));
+  document.getElementById("samples-empty").hidden = run.samples.length > 0;
+}
+
+async function poll() {
+  polling = true;
+  try {
+    const data = await api("GET", `/api/tuning-runs/${page.id}/metrics/?after=${lastStep}`);
+    for (const { step, metrics } of data.steps) {
+      for (const [name, value] of Object.entries(metrics)) {
+        if (typeof value !== "number") continue;
+        if (!series.has(name)) series.set(name, []);
+        series.get(name).push([step, value]);
+      }
+      lastStep = Math.max(lastStep, step);
+    }
+    if (data.steps.length) drawCurves();
+    const changed = document.getElementById("run-status").dataset.status !== data.status;
+    showStatus(data);
+    if (changed) await showDetails();
+    // A page of steps may not hold all of them yet: keep reading until the last one.
+    if (FINISHED.has(data.status) && data.steps.length === 0) {
+      polling = false;
+      return;
+    }
+  } catch (error) {
+    document.getElementById("curves-empty").textContent = `Could not load metrics: ${error.message}`;
+    document.getElementById("curves-empty").hidden = false;
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+async function act(action) {
+  try {
+    showStatus(await api("POST", `/api/tuning-runs/${page.id}/${action}/`));
+    await showDetails();
+    if (!polling) poll(); // polling had stopped at the end of the run
+
+  } catch (error) {
+    window.alert(error.message);
+  }
+}
+
+document.getElementById("cancel-run").addEventListener("click", () => act("cancel"));
+document.getElementById("retry-run").addEventListener("click", () => act("retry"));
+showDetails();
+poll();

@@ -1,0 +1,9 @@
+"""UI routes of tuning runs: the run page."""
+
+from django.urls import path
+
+from tuning import views
+
+urlpatterns = [
+    path("runs/<int:run_id>/", views.run_page, name="tuning-run-page"),
+]

@@ -1,0 +1,23 @@
+"""The run page (project admins only). It only renders: the JavaScript polls the REST API for
+step metrics and status, draws the curves, and cancels or retries the run."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from common.errors import ApplicationError
+from tuning.selectors import run_for
+
+
+# The page's JavaScript sends the csrftoken cookie back as X-CSRFToken (cancel, retry).
+@ensure_csrf_cookie
+@login_required
+def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    try:
+        run = run_for(request.user, run_id)
+    except ApplicationError as exc:  # a member who is not an admin of the project
+        raise PermissionDenied(exc.message) from exc
+    page_data = {"id": run.pk, "categories": run.project.categories}
+    return render(request, "tuning/run.html", {"run": run, "page_data": page_data})
