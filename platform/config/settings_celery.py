@@ -8,7 +8,7 @@ if env.REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
 else:
     _queue_dir = env.DATA_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -16,6 +16,8 @@ else:
         "data_folder_out": str(_queue_dir / "queue"),
         "processed_folder": str(_queue_dir / "processed"),
         "store_processed": False,
+        # Broadcast (control) messages; kombu's default is a folder in the working directory.
+        "control_folder": str(_queue_dir / "control"),
     }
 
 # Task state lives in Tunelab's own tables (runs, reward models), so no result backend is needed.
