@@ -6,10 +6,11 @@ The queue's rules, enforced here and backed by the database's unique constraints
 - a lease holds a slot for `LABELING_LEASE_SECONDS` so two annotators are not handed the last
   slot at once; a lease that runs out frees its slot for others (and for its holder again).
 
-Concurrency: every lease is taken while holding the task's row lock (`select_for_update` with
-`skip_locked`, so annotators never wait on each other), and the free slots are counted again
-after the lock is held, in a fresh statement, so a lease committed meanwhile is seen. On SQLite
-the IMMEDIATE transaction mode serialises writers instead.
+Concurrency: every lease is taken while holding the task's row lock (`FOR UPDATE SKIP LOCKED`
+in labeling/queue_sql.py, so annotators do not wait on each other), and the free slots are
+counted again after the lock is held, in a fresh statement, so a lease committed meanwhile is
+seen. An answer takes its slot with a conditional UPDATE (`answer_count < answers_needed`). On
+SQLite the IMMEDIATE transaction mode serialises writers instead.
 """
 
 import random
