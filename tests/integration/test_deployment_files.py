@@ -1,0 +1,61 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine: the services the
+README promises, each configured by environment, the GPU worker on the queue the tuning and
+reward-model tasks are routed to, and one media volume shared by everything that writes it."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+
+REPO = Path(__file__).resolve().parents[2]
+TUNELAB_SERVICES = ("web", "worker", "gpu-worker", "beat")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def _queue(command: list[str]) -> str:
+    return command[command.index("-Q") + 1]
+
+
+def test_all_services_are_there_and_configured_by_environment(compose):
+    services = compose["services"]
+    assert {"postgres", "redis", "web", "proxy", *TUNELAB_SERVICES} <= set(services)
+    for name in TUNELAB_SERVICES:
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env[
+            "DATABASE_URL"]
+        assert env["REDIS_URL"].startswith("redis://redis:6379/")
+        assert env["DJANGO_DEBUG"] == "0" and "DJANGO_SECRET_KEY" in env
+        assert "media:/data/media" in services[name]["volumes"]
+        assert env["TUNELAB_MEDIA_ROOT"] == "/data/media"
+    # No secret in the file: the passwords come from the environment.
+    assert "${POSTGRES_PASSWORD:?" in (REPO / "docker-compose.yml").read_text()
+
+
+def test_web_migrates_and_serves_with_gunicorn(compose):
+    command = compose["services"]["web"]["command"]
+    assert command.index("migrate") < command.index("gunicorn config.wsgi")
+
+
+def test_gpu_worker_takes_the_training_tasks_one_at_a_time_on_a_reserved_gpu(compose):
+    gpu, cpu = compose["services"]["gpu-worker"], compose["services"]["worker"]
+    queue = _queue(gpu["command"])
+    for task in ("tuning.run_execute", "rewards.train"):
+        assert settings.CELERY_TASK_ROUTES[task]["queue"] == queue
+    assert gpu["command"][gpu["command"].index("--concurrency") + 1] == "1"
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert _queue(cpu["command"]) == settings.CELERY_TASK_DEFAULT_QUEUE
+    assert "beat" in compose["services"]["beat"]["command"]
+
+
+def test_the_image_pins_torch_as_the_makefile_does():
+    pin = re.compile(r"torch==([\d.]+)")
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert pin.search(dockerfile)[1] == pin.search((REPO / "Makefile").read_text())[1]
+    assert "PYTHONPATH=/app/platform" in dockerfile
