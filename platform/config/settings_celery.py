@@ -33,6 +33,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "tuning.run_execute": {"queue": "gpu"},
     "rewards.train": {"queue": "gpu"},
+    "tuning.generate_candidates": {"queue": "gpu"},
 }
 # A running tuning run's worker beats every TUNELAB_RUN_HEARTBEAT_S; the reaper requeues a run
 # silent for TUNELAB_RUN_STALE_S (at worker start and on this beat schedule).

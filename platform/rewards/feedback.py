@@ -47,13 +47,15 @@ class _Images:
         return self.index[item.pk]
 
     def tensor(self, image_size: int) -> torch.Tensor:
-        examples = []
-        for item in self.items:
-            with Image.open(item.image.path) as image:
-                pixels = np.asarray(image.convert("RGB"))
-            examples.append(DetectionExample(image=pixels, boxes=np.zeros((0, 4), np.float32),
-                                             classes=np.zeros(0, np.int64), image_id=item.pk))
-        return collate(examples, image_size).images
+        return collate([item_example(item) for item in self.items], image_size).images
+
+
+def item_example(item: Item) -> DetectionExample:
+    """An item's image as a trainer example (no boxes; `image_id` is the item's id)."""
+    with Image.open(item.image.path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    return DetectionExample(image=pixels, boxes=np.zeros((0, 4), np.float32),
+                            classes=np.zeros(0, np.int64), image_id=item.pk)
 
 
 def box_outputs(candidates: list[Candidate], class_of: dict[int, int]) -> BoxOutputs:

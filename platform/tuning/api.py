@@ -4,8 +4,11 @@
 - `GET /api/tuning-runs/{id}/`: one run (progress, worker, heartbeat, error, result)
 - `POST /api/tuning-runs/{id}/cancel/`, `POST /api/tuning-runs/{id}/retry/`
 - `GET /api/tuning-runs/{id}/metrics/?after=<step>`: logged steps past `after` (live curves)
+- `POST /api/model-versions/{id}/generate-candidates/`: the version's outputs on the project's
+  items become candidates to rate (a task on the `gpu` queue; 202)
 """
 
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -16,6 +19,7 @@ from common.errors import ApplicationError
 from common.permissions import ADMINS, project_for
 from projects.models import ModelVersion
 from rewards.models import RewardModel
+from tuning.candidates import candidates_generate
 from tuning.models import RewardKind, TuningRun
 from tuning.selectors import run_for, runs_of, steps_of
 from tuning.services import tuning_run_cancel, tuning_run_launch, tuning_run_retry
@@ -145,3 +149,30 @@ class TuningRunMetricsApi(APIView):
             "status": run.status, "step": run.step, "total_steps": run.total_steps,
             "steps": steps,
         }).data)
+
+
+class GenerateInput(serializers.Serializer):
+    samples = serializers.IntegerField(default=1, help_text="Outputs per item.")
+    temperature = serializers.FloatField(default=0.0, help_text="0 = greedy decoding.")
+
+
+class GenerateOutput(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    items = serializers.IntegerField()
+    samples = serializers.IntegerField()
+    temperature = serializers.FloatField()
+
+
+class GenerateCandidatesApi(APIView):
+    @extend_schema(request=GenerateInput, responses={202: GenerateOutput})
+    def post(self, request: Request, version_id: int) -> Response:
+        version = ModelVersion.objects.filter(pk=version_id).first()
+        if version is None:
+            raise Http404("No such model version.")
+        project_for(request.user, version.project_id, roles=ADMINS)
+        body = GenerateInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = candidates_generate(model_version=version, **body.validated_data)
+        return Response(GenerateOutput({"model_version": version.pk, "items": items,
+                                        **body.validated_data}).data,
+                        status=status.HTTP_202_ACCEPTED)

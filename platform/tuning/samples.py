@@ -7,6 +7,7 @@ the image, COCO category ids), so the page draws them like the annotator UI does
 """
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -15,24 +16,29 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from trainer.data.coco import detections_to_coco_results
-from trainer.data.detection import DetectionSource, collate
+from trainer.data.detection import DetectionExample, DetectionSource, collate
 from trainer.models.pix2seq import Pix2SeqModel
 from trainer.tasks.detection import DetectionTask, predict
 
 SAMPLE_IMAGES = 4
 
 
-def _outputs(model: Pix2SeqModel, task: DetectionTask, source: DetectionSource,
-             count: int) -> list[dict[str, Any]]:
-    examples = source.examples[:count]
+def detection_outputs(
+    model: Pix2SeqModel, task: DetectionTask, examples: Sequence[DetectionExample],
+    category_ids: Sequence[int], *, temperature: float = 0.0, seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The model's output for each example in the API's candidate format: greedy decoding by
+    default, a sample at `temperature` > 0 (seeded, so a sample can be drawn again)."""
     model.eval()
+    generator = torch.Generator(device=model.device).manual_seed(seed)
     with torch.no_grad():
         images = collate(examples, model.config.image_size).images.to(model.device)
-        detections = predict(model, task.codec, images)
+        detections = predict(model, task.codec, images, temperature=temperature,
+                             generator=generator)
     results = detections_to_coco_results(
         [e.image_id for e in examples], [d.boxes for d in detections],
         [d.class_prob for d in detections], [d.classes for d in detections],
-        [e.image.shape[:2] for e in examples], source.category_ids,
+        [e.image.shape[:2] for e in examples], category_ids,
     )
     by_image: dict[int, list[dict]] = {e.image_id: [] for e in examples}
     for result in results:
@@ -49,8 +55,10 @@ def before_after_samples(
 ) -> list[dict[str, Any]]:
     """`[{"image_url", "width", "height", "before": output, "after": output}]`."""
     samples = []
-    first, second = _outputs(*before, source, count), _outputs(*after, source, count)
-    for index, example in enumerate(source.examples[:count]):
+    examples = source.examples[:count]
+    first = detection_outputs(*before, examples, source.category_ids)
+    second = detection_outputs(*after, examples, source.category_ids)
+    for index, example in enumerate(examples):
         buffer = io.BytesIO()
         Image.fromarray(example.image).save(buffer, format="PNG")
         name = f"tuning/runs/{run_id}/samples/{index}.png"

@@ -43,30 +43,29 @@ def _conflict(message: str) -> ApplicationError:
     return ApplicationError(message, status_code=status.HTTP_409_CONFLICT)
 
 
-def _check_start_version(project: Project, start_version: ModelVersion) -> None:
-    if start_version.project_id != project.pk:
-        raise ApplicationError("The model version belongs to another project.",
-                               field="start_version")
+def check_detection_checkpoint(project: Project, version: ModelVersion, field: str) -> None:
+    """The version is the project's and has a Tunelab detection checkpoint for its classes."""
+    if version.project_id != project.pk:
+        raise ApplicationError("The model version belongs to another project.", field=field)
     if project.task != VisionTask.DETECTION:
         raise ApplicationError(
-            f"Tuning runs train detection models; this project's task is {project.task}.",
-            field="start_version",
+            f"Tunelab trains detection models; this project's task is {project.task}.",
+            field=field,
         )
-    if not start_version.checkpoint:
+    if not version.checkpoint:
         raise ApplicationError(
-            f"{start_version.name} has no checkpoint (imported outputs cannot be tuned).",
-            field="start_version",
+            f"{version.name} has no checkpoint (imported outputs have no model).", field=field
         )
     try:
-        checkpoint = load_checkpoint(start_version.checkpoint.path)
+        checkpoint = load_checkpoint(version.checkpoint.path)
     except CheckpointError as error:
         # The loader names foreign files, e.g. a checkpoint of another task's model.
-        raise ApplicationError(f"{start_version.name}: {error}", field="start_version") from None
+        raise ApplicationError(f"{version.name}: {error}", field=field) from None
     if project.categories and len(project.categories) != len(checkpoint.class_names):
         raise ApplicationError(
-            f"{start_version.name} detects {len(checkpoint.class_names)} classes; the project "
-            f"has {len(project.categories)} categories.",
-            field="start_version",
+            f"{version.name} detects {len(checkpoint.class_names)} classes; the project has "
+            f"{len(project.categories)} categories.",
+            field=field,
         )
 
 
@@ -113,7 +112,7 @@ def tuning_run_check(
     data_config_from(data or {})
     if save_every < 1:
         raise ApplicationError("save_every must be at least 1.", field="save_every")
-    _check_start_version(project, start_version)
+    check_detection_checkpoint(project, start_version, "start_version")
     _check_reward(project, reward, reward_model)
     return tune
 

@@ -1,5 +1,5 @@
-"""Celery tasks of tuning runs (routed to the `gpu` queue) and the reaper of tuning runs and
-reward-model trainings.
+"""Celery tasks of tuning runs and of generating candidates (routed to the `gpu` queue), and the
+reaper of tuning runs and reward-model trainings.
 
 A task takes ids and hands them to `tuning.execute`; the reaper runs when a worker starts
 (`worker_ready`) and on the beat schedule (CELERY_BEAT_SCHEDULE), so a run whose worker died is
@@ -16,6 +16,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from rewards.services import reap_stale_reward_models
+from tuning.candidates import GENERATE_TASK, generate_candidates
 from tuning.execute import execute_run
 from tuning.services import RUN_TASK, reap_stale_runs
 
@@ -30,6 +31,12 @@ def worker_name() -> str:
 @shared_task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True)
 def tuning_run_execute(run_id: int) -> None:
     execute_run(run_id, worker=worker_name(), heartbeat_s=settings.TUNELAB_RUN_HEARTBEAT_S)
+
+
+@shared_task(name=GENERATE_TASK, acks_late=True, reject_on_worker_lost=True)
+def generate_candidates_task(model_version_id: int, samples: int, temperature: float) -> None:
+    created = generate_candidates(model_version_id, samples=samples, temperature=temperature)
+    logger.info("model version %s: %d new candidates", model_version_id, created)
 
 
 @shared_task(name="tuning.reap_stale_runs")

@@ -14,4 +14,6 @@ urlpatterns = [
          name="tuning-run-retry"),
     path("tuning-runs/<int:run_id>/metrics/", api.TuningRunMetricsApi.as_view(),
          name="tuning-run-metrics"),
+    path("model-versions/<int:version_id>/generate-candidates/",
+         api.GenerateCandidatesApi.as_view(), name="generate-candidates"),
 ]
