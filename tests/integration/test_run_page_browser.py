@@ -1,0 +1,124 @@
+"""The run page in a real browser (Debian's chromium through Playwright, against
+live_server): curves grow as the worker logs steps, samples of both models appear when the run
+ends, and the cancel and retry buttons work."""
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from PIL import Image
+
+from config.celery import app as celery_app
+from rewards.models import JobStatus
+from tests.integration.tuning_support import (
+    shapes_project,
+    tiny_tune_config,
+    version_with_checkpoint,
+)
+from tuning.models import TuningRun, TuningStep
+from tuning.services import tuning_run_launch
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls of the test body
+# would otherwise refuse to run "in an async context".
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+BROWSER = os.environ.get("TUNELAB_BROWSER", "/usr/bin/chromium")
+PASSWORD = "tuning-runs-are-fun"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(BROWSER).exists():
+        pytest.skip(f"no chromium at {BROWSER}: install Debian's chromium or set TUNELAB_BROWSER")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=BROWSER,
+                                              args=["--no-sandbox", "--disable-gpu"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def run(monkeypatch) -> TuningRun:
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args: None)
+    admin = get_user_model().objects.create_user(username="run-admin", password=PASSWORD)
+    shapes = shapes_project(admins=[admin])
+    return tuning_run_launch(project=shapes, start_version=version_with_checkpoint(shapes),
+                             config=tiny_tune_config(steps=10))
+
+
+@pytest.fixture
+def page(browser, live_server, run) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.goto(f"{live_server.url}/login/")
+    opened.fill("#id_username", "run-admin")
+    opened.fill("#id_password", PASSWORD)
+    opened.click("button[type=submit]")
+    opened.wait_for_url(f"{live_server.url}/")
+    opened.goto(f"{live_server.url}/tuning/runs/{run.pk}/")
+    yield opened
+    context.close()
+    assert not errors, f"the page threw: {errors}"
+
+
+def log_steps(run: TuningRun, steps: range) -> None:
+    for step in steps:
+        TuningStep.objects.create(run=run, step=step,
+                                  metrics={"reward": 0.1 * step, "grad_norm": 1.0 / (1 + step)})
+    TuningRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, step=steps.stop,
+                                               worker="gpu-1:42", heartbeat_at=timezone.now())
+
+
+def points(page, metric: str) -> int:
+    return len(page.get_attribute(f'.curve[data-metric="{metric}"] polyline', "points").split())
+
+
+def test_curves_grow_live_and_samples_show_at_the_end(page, run):
+    log_steps(run, range(0, 4))
+    page.wait_for_selector('.curve[data-metric="reward"] polyline')
+    assert points(page, "reward") == 4 and points(page, "grad_norm") == 4
+    log_steps(run, range(4, 7))
+    page.wait_for_function(
+        "document.querySelector('.curve[data-metric=\"reward\"] polyline')"
+        ".getAttribute('points').split(' ').length === 7")
+    assert page.text_content("#run-steps") == "7 / 10"
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 32), (30, 90, 160)).save(buffer, format="PNG")
+    name = default_storage.save("tuning/sample.png", ContentFile(buffer.getvalue()))
+    box = {"objects": [{"bbox": [4, 4, 20, 12], "category_id": 1, "score": 0.9}]}
+    version = run.project.model_versions.create(name="mle tuned", metrics={"map": 12.5})
+    log_steps(run, range(7, 10))
+    TuningRun.objects.filter(pk=run.pk).update(
+        status=JobStatus.SUCCEEDED, result_version=version, samples=[{
+            "image_url": default_storage.url(name), "width": 48, "height": 32,
+            "before": {"objects": []}, "after": box}])
+    page.wait_for_selector(".sample figure >> nth=1")
+    assert page.text_content("#run-status") == "succeeded"
+    assert page.locator(".sample figure").nth(1).locator("rect.box").count() == 1
+    assert page.locator(".sample figure").nth(0).locator("rect.box").count() == 0
+    assert "mle tuned: mAP 12.5" in page.text_content("#run-result")
+    assert page.is_hidden("#cancel-run")
+
+
+def test_cancel_then_retry(page, run):
+    log_steps(run, range(0, 2))
+    page.click("#cancel-run")
+    page.wait_for_selector("#retry-run:not([hidden])")
+    assert page.text_content("#run-status") == "cancelled"
+    assert TuningRun.objects.get(pk=run.pk).status == JobStatus.CANCELLED
+    page.click("#retry-run")
+    page.wait_for_function("document.getElementById('run-status').textContent === 'queued'")
+    assert TuningRun.objects.get(pk=run.pk).status == JobStatus.QUEUED
+    assert page.is_visible("#cancel-run")
