@@ -58,21 +58,33 @@ def item_example(item: Item) -> DetectionExample:
                             classes=np.zeros(0, np.int64), image_id=item.pk)
 
 
-def box_outputs(candidates: list[Candidate], class_of: dict[int, int]) -> BoxOutputs:
-    """Candidates' detection outputs as padded boxes (see the module docstring)."""
-    slots = max([1, *(len(c.output.get("objects", [])) for c in candidates)])
-    boxes = torch.zeros(len(candidates), slots, 4)
-    classes = torch.zeros(len(candidates), slots, dtype=torch.int64)
-    valid = torch.zeros(len(candidates), slots, dtype=torch.bool)
-    for row, candidate in enumerate(candidates):
-        width, height = candidate.item.width, candidate.item.height
-        for slot, obj in enumerate(candidate.output.get("objects", [])):
+def boxes_from_outputs(outputs: list[dict], sizes: list[tuple[int, int]],
+                       class_of: dict[int, int]) -> BoxOutputs:
+    """Detection outputs (`{"objects": [{"bbox": [x, y, w, h], "category_id"}]}`, pixels of
+    images of `sizes` (width, height)) as padded boxes (see the module docstring)."""
+    slots = max([1, *(len(output.get("objects", [])) for output in outputs)])
+    boxes = torch.zeros(len(outputs), slots, 4)
+    classes = torch.zeros(len(outputs), slots, dtype=torch.int64)
+    valid = torch.zeros(len(outputs), slots, dtype=torch.bool)
+    for row, (output, (width, height)) in enumerate(zip(outputs, sizes, strict=True)):
+        for slot, obj in enumerate(output.get("objects", [])):
             x, y, w, h = obj["bbox"]
             boxes[row, slot] = torch.tensor([y / height, x / width, (y + h) / height,
                                              (x + w) / width]).clamp(0, 1)
             classes[row, slot] = class_of[obj["category_id"]]
             valid[row, slot] = True
     return BoxOutputs(boxes, classes, valid)
+
+
+def class_indices(project: Project) -> dict[int, int]:
+    """COCO category id -> contiguous class index, in the order of the ids."""
+    return {c["id"]: i for i, c in enumerate(sorted(project.categories, key=lambda c: c["id"]))}
+
+
+def box_outputs(candidates: list[Candidate], class_of: dict[int, int]) -> BoxOutputs:
+    """Candidates' detection outputs as padded boxes."""
+    return boxes_from_outputs([c.output for c in candidates],
+                              [(c.item.width, c.item.height) for c in candidates], class_of)
 
 
 def _shown(comparison: Comparison) -> list[Candidate]:
@@ -82,8 +94,7 @@ def _shown(comparison: Comparison) -> list[Candidate]:
 
 def project_feedback(project: Project, image_size: int) -> Feedback:
     """Every rating and comparison of the project, as datasets (see the module docstring)."""
-    class_of = {c["id"]: i for i, c in enumerate(sorted(project.categories,
-                                                        key=lambda c: c["id"]))}
+    class_of = class_indices(project)
     images = _Images()
     feedback = Feedback()
     ratings = list(Rating.objects.filter(task__project=project)

@@ -34,6 +34,8 @@ TINY_TASK = DetectionTaskConfig(max_boxes=4)
 # What a run's API body carries: tiny data and a few REINFORCE steps, every step logged.
 TINY_DATA = {"max_objects": 3, "eval_images": 4}
 SHAPES_CATEGORIES = [{"id": i + 1, "name": name} for i, name in enumerate(CLASS_NAMES)]
+# The one object of every graded item (`add_graded_items`), COCO [x, y, w, h] pixels.
+TRUE_BOX = {"bbox": [4, 4, 12, 10], "category_id": 1}
 
 
 def tiny_tune_config(**changes: object) -> dict:
@@ -78,24 +80,33 @@ def _png(width: int, height: int, shade: int) -> bytes:
 
 
 def candidate_output(quality: int) -> dict:
-    """A detection output; lower `quality` numbers have the box nearer the true [4, 4, 12, 10]."""
-    return {"objects": [{"bbox": [4 + 3 * quality, 4, 12, 10], "category_id": 1 + quality,
-                         "score": 0.9}]}
+    """A detection output: quality 0 is TRUE_BOX; each step shifts the box a pixel right, which
+    lowers the detection reward (1.0, 0.7, 0.5, 0.2 for qualities 0-3)."""
+    return {"objects": [{"bbox": [4 + quality, 4, 12, 10], "category_id": 1, "score": 0.9}]}
 
 
-def add_feedback(project: Project, annotator, *, n_items: int = 6, n_candidates: int = 3) -> int:
-    """Items (32 x 24 PNGs) with candidates of graded quality, every task answered by
-    `annotator` through the queue, preferring the better output. Returns the answers given."""
+def add_graded_items(project: Project, *, n_items: int = 6, n_candidates: int = 3,
+                     ground_truth: bool = False) -> dict[int, int]:
+    """Items (32 x 24 PNGs, optionally with the ground truth TRUE_BOX) with candidates of
+    graded quality, and their tasks. Returns candidate id -> quality (0 = best)."""
     versions = [model_version_get_or_create(project=project, name=f"graded-{q}")
                 for q in range(n_candidates)]
     quality = {}
     for index in range(n_items):
         item = item_create(project=project, file_name=f"scene_{index}.png",
-                           image=_png(32, 24, 20 * index))
+                           image=_png(32, 24, 20 * index),
+                           ground_truth={"objects": [TRUE_BOX]} if ground_truth else None)
         for q, version in enumerate(versions):
             quality[candidate_create(item=item, model_version=version,
                                      output=candidate_output(q)).pk] = q
     tasks_create(project=project)
+    return quality
+
+
+def add_feedback(project: Project, annotator, *, n_items: int = 6, n_candidates: int = 3) -> int:
+    """Graded items (`add_graded_items`), every task answered by `annotator` through the queue,
+    preferring the better output. Returns the answers given."""
+    quality = add_graded_items(project, n_items=n_items, n_candidates=n_candidates)
     answers = 0
     while (assignment := next_task_for(user=annotator, project=project)) is not None:
         shown = [slot.candidate_id for slot in assignment.task.slots.order_by("position")]

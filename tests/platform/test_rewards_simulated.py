@@ -1,0 +1,68 @@
+"""Simulated annotators answer a project's queue through the API by the hidden gold score:
+without noise they always prefer, rank and rate by the metric against ground truth; items
+without ground truth are skipped; bad requests get a clear message."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from labeling.models import Comparison, Rating, Task
+from projects.models import RatingMode
+from tests.integration.tuning_support import add_graded_items, shapes_project
+
+pytestmark = pytest.mark.django_db
+
+
+def simulate(project, **options) -> None:
+    call_command("simulate_annotators", project.pk, **options)
+
+
+def test_without_noise_preferences_follow_the_metric():
+    project = shapes_project()
+    quality = add_graded_items(project, n_items=3, ground_truth=True)
+    simulate(project, annotators=2, noise=0.0)
+    comparisons = Comparison.objects.filter(task__project=project).select_related("task")
+    assert comparisons.count() == Task.objects.filter(project=project).count() == 9
+    assert {c.annotator.username for c in comparisons} <= {
+        f"simulated-{project.pk}-0", f"simulated-{project.pk}-1"}
+    for comparison in comparisons:
+        a, b = comparison.task.slots.order_by("position").values_list("candidate_id", flat=True)
+        assert comparison.choice == ("A" if quality[a] < quality[b] else "B")
+
+
+def test_without_noise_rankings_and_ratings_follow_the_metric():
+    ranked = shapes_project(name="ranked", rating_mode=RatingMode.RANKING)
+    quality = add_graded_items(ranked, n_items=2, ground_truth=True)
+    simulate(ranked, noise=0.0)
+    for comparison in Comparison.objects.filter(task__project=ranked):
+        assert [quality[pk] for pk in comparison.ranking] == [0, 1, 2]
+    rated = shapes_project(name="rated", rating_mode=RatingMode.SCALE)
+    quality = add_graded_items(rated, n_items=2, ground_truth=True)
+    simulate(rated, noise=0.0)
+    scores = {quality[r.candidate_id]: r.score for r in Rating.objects.filter(
+        task__project=rated)}
+    assert scores[0] == 5 and scores[0] > scores[1] >= scores[2]
+
+
+def test_noise_makes_mistakes_and_items_without_truth_are_skipped(capsys):
+    project = shapes_project()
+    quality = add_graded_items(project, n_items=8, n_candidates=2, ground_truth=True)
+    simulate(project, noise=5.0, seed=3)
+    wrong = 0
+    for comparison in Comparison.objects.filter(task__project=project):
+        a, b = comparison.task.slots.order_by("position").values_list("candidate_id", flat=True)
+        wrong += comparison.choice != ("A" if quality[a] < quality[b] else "B")
+    assert 0 < wrong < 8
+    bare = shapes_project(name="no truth")
+    add_graded_items(bare, n_items=2)
+    simulate(bare)
+    assert "0 answered, 6 skipped" in capsys.readouterr().out
+    assert not Comparison.objects.filter(task__project=bare).exists()
+
+
+def test_bad_requests_are_refused(make_project):
+    with pytest.raises(CommandError, match="No project with id 999999"):
+        call_command("simulate_annotators", 999999)
+    with pytest.raises(CommandError, match="captioning"):
+        simulate(make_project(task="captioning"))
+    with pytest.raises(CommandError, match="noise"):
+        simulate(shapes_project(), noise=-1.0)
