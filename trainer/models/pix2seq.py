@@ -36,6 +36,26 @@ class SequenceSpec:
     placeholder: int  # decoder input at deterministic positions
     allowed: Tensor  # (length, vocab_size) bool: tokens allowed at each output position
     deterministic: Tensor  # (length,) bool: arg-max filled, not in the log-probability
+    ordinal: tuple[tuple[int, int], ...] = ()  # token ranges [lo, hi) of ordered values (bins)
+
+
+def _sincos_1d(n: int, d: int) -> Tensor:
+    """(n, d) code of the values 0..n-1: sines and cosines at d/2 frequencies."""
+    freqs = 1.0 / (n ** (torch.arange(d // 2) / (d // 2)))
+    angles = torch.arange(n, dtype=torch.float32)[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def _sincos_2d(side: int, d: int) -> Tensor:
+    """(side*side, d) position table: sines and cosines of row and column at d/4 frequencies."""
+    freqs = 1.0 / (100.0 ** (torch.arange(d // 4) / (d // 4)))
+    coords = torch.arange(side, dtype=torch.float32)
+    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+    parts = []
+    for axis in (rows.flatten(), cols.flatten()):
+        angles = axis[:, None] * freqs[None]
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat(parts, dim=1)
 
 
 class _Attention(nn.Module):
@@ -118,13 +138,20 @@ class Pix2SeqModel(nn.Module):
             nn.Conv2d(d // 4, d // 2, 3, 2, 1), nn.GELU(),
             nn.Conv2d(d // 2, d, 3, 2, 1),
         )
-        patches = (config.image_size // 8) ** 2
-        self.enc_pos = nn.Parameter(torch.randn(1, patches, d) * 0.02)
+        # Learned, but started from a 2-D sine-cosine table: with random positions the decoder
+        # spent thousands of steps predicting one prior box for every image before it could
+        # tell where a patch lies.
+        self.enc_pos = nn.Parameter(_sincos_2d(config.image_size // 8, d)[None])
         self.encoder = nn.ModuleList(
             _EncoderBlock(d, config.heads, config.mlp_ratio) for _ in range(config.encoder_layers)
         )
         self.enc_norm = nn.LayerNorm(d)
         self.embed = nn.Embedding(spec.vocab_size, d)
+        with torch.no_grad():
+            # Neighbouring bins start with similar embeddings (a sine-cosine code of the value),
+            # so what the model learns about bin 30 carries over to bins 29 and 31.
+            for lo, hi in spec.ordinal:
+                self.embed.weight[lo:hi] = _sincos_1d(hi - lo, d)
         self.dec_pos = nn.Parameter(torch.randn(1, spec.length, d) * 0.02)
         self.decoder = nn.ModuleList(
             _DecoderBlock(d, config.heads, config.mlp_ratio) for _ in range(config.decoder_layers)

@@ -89,6 +89,7 @@ class DetectionCodec:
         return SequenceSpec(
             vocab_size=self.vocab_size, length=self.length, pad=PAD, bos=BOS, eos=EOS,
             placeholder=CONF_INPUT, allowed=allowed, deterministic=box & (slot == CONF_SLOT),
+            ordinal=((self.coord_offset, self.class_offset),),
         )
 
     def encode(

@@ -66,6 +66,7 @@ class PretrainConfig:
     weight_decay: float = opt(0.05, "AdamW weight decay")
     grad_clip: float = opt(1.0, "max gradient norm")
     seed: int = opt(0, "seed of the initialisation and the scene stream")
+    max_seconds: float = opt(0.0, "wall-time budget: stop (LR schedule ends) by then; 0 = none")
     log_every: int = opt(50, "steps between metrics-log lines")
     threads: int = opt(0, "torch CPU threads; 0 = leave torch's default")
 
@@ -85,6 +86,7 @@ class TuneConfig:
     kl_coef: float = opt(0.0, "KL penalty to the pretrained policy (paper: none)")
     grad_clip: float = opt(1.0, "max gradient norm")
     seed: int = opt(1, "seed of the scene stream and the sampling")
+    max_seconds: float = opt(0.0, "wall-time budget: stop by then; 0 = none")
     log_every: int = opt(20, "steps between metrics-log lines")
     threads: int = opt(0, "torch CPU threads; 0 = leave torch's default")
 

@@ -44,11 +44,17 @@ class RunResult:
     class_names: tuple[str, ...]
     seconds: float  # wall time of the loop
     step_s: float  # mean seconds per step (after the first few)
+    steps: int  # the step reached (less than configured when a time budget ran out)
 
 
 def _set_threads(threads: int) -> None:
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+def _time_fraction(began: float, budget: float) -> float:
+    """Share of the wall-time budget spent (0 without a budget)."""
+    return (time.perf_counter() - began) / budget if budget > 0 else 0.0
 
 
 def _timed_mean(times: list[float]) -> float:
@@ -99,8 +105,12 @@ def pretrain(
     bar = tqdm(range(start, config.steps), desc="pretrain", disable=not progress)
     for step in bar:
         tick = time.perf_counter()
+        spent = _time_fraction(began, config.max_seconds)
+        if spent >= 1:
+            break
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * warmup_cosine(step, config.steps, config.warmup)
+            group["lr"] = config.lr * warmup_cosine(step, config.steps, config.warmup,
+                                                    time_fraction=spent)
         batch = stream.next_batch(config.batch_size, model.config.image_size).to(device)
         metrics = mle_step(
             model, optimizer, batch.images, task.targets(batch, order), config.grad_clip
@@ -111,8 +121,10 @@ def pretrain(
             bar.set_postfix(loss=f"{metrics['loss']:.3f}")
         if (step + 1) % save_every == 0:
             save(step + 1)
-    save(config.steps)
-    return RunResult(model, task, class_names, time.perf_counter() - began, _timed_mean(times))
+    done = start + len(times)
+    save(done)
+    return RunResult(model, task, class_names, time.perf_counter() - began, _timed_mean(times),
+                     done)
 
 
 def tune(
@@ -155,6 +167,8 @@ def tune(
     bar = tqdm(range(start, config.steps), desc="tune", disable=not progress)
     for step in bar:
         tick = time.perf_counter()
+        if _time_fraction(began, config.max_seconds) >= 1:
+            break
         for group in optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
         batch = stream.next_batch(config.batch_size, model.config.image_size).to(device)
@@ -165,10 +179,10 @@ def tune(
             bar.set_postfix(reward=f"{metrics['reward']:.3f}")
         if (step + 1) % save_every == 0:
             save(step + 1)
-    save(config.steps)
-    return RunResult(
-        model, task, pretrained.class_names, time.perf_counter() - began, _timed_mean(times)
-    )
+    done = start + len(times)
+    save(done)
+    return RunResult(model, task, pretrained.class_names, time.perf_counter() - began,
+                     _timed_mean(times), done)
 
 
 def _with_position(config: PretrainConfig | TuneConfig, position: int) -> dict:

@@ -34,11 +34,14 @@ def mle_step(
     return {"loss": loss.item(), "grad_norm": float(grad_norm)}
 
 
-def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
-    """Learning-rate multiplier: linear warmup, then cosine decay to `floor`."""
+def warmup_cosine(
+    step: int, total: int, warmup: int, floor: float = 0.1, time_fraction: float = 0.0
+) -> float:
+    """Learning-rate multiplier: linear warmup, then cosine decay to `floor`. With a time
+    budget, the decay follows whichever of steps and wall time is further along."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
