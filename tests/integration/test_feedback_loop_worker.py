@@ -1,0 +1,52 @@
+"""The loop on a real Celery worker (Redis, PostgreSQL): simulated annotators answer through
+the API, a reward model is trained from their answers, a tuning run makes a new ModelVersion,
+and its outputs become new candidates and tasks to rate."""
+
+import pytest
+from django.core.management import call_command
+
+from labeling.models import Comparison, Task
+from projects.models import Candidate
+from rewards.models import JobStatus, RewardModel
+from rewards.services import reward_model_launch
+from tests.integration.tuning_support import (
+    TINY_DATA,
+    add_graded_items,
+    shapes_project,
+    tiny_tune_config,
+    version_with_checkpoint,
+)
+from tests.integration.workers import wait_for
+from tuning.candidates import candidates_generate
+from tuning.models import TuningRun
+from tuning.services import tuning_run_launch
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+def test_rate_learn_tune_and_rate_again(start_worker, project_admin):
+    shapes = shapes_project(admins=[project_admin])
+    add_graded_items(shapes, n_items=6, ground_truth=True)
+    call_command("simulate_annotators", shapes.pk, noise=0.05)
+    assert Comparison.objects.filter(task__project=shapes).count() == 18
+    worker = start_worker()
+
+    reward_model = reward_model_launch(project=shapes, config={
+        "image_size": 32, "width": 8, "stages": 2, "steps": 3, "batch_size": 4,
+        "eval_every": 3, "threads": 1})
+    run = tuning_run_launch(project=shapes, start_version=version_with_checkpoint(shapes),
+                            config=tiny_tune_config(), data=TINY_DATA)
+    wait_for(lambda: RewardModel.objects.get(pk=reward_model.pk).status in FINISHED
+             and TuningRun.objects.get(pk=run.pk).status in FINISHED,
+             what="the reward model and the run", worker=worker)
+    reward_model.refresh_from_db()
+    run.refresh_from_db()
+    assert reward_model.status == JobStatus.SUCCEEDED, reward_model.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
+
+    tasks_before = Task.objects.filter(project=shapes).count()
+    assert candidates_generate(model_version=run.result_version) == 6
+    wait_for(lambda: Task.objects.filter(project=shapes).count() > tasks_before,
+             what="tasks for the tuned model's candidates", worker=worker)
+    assert Candidate.objects.filter(model_version=run.result_version).count() == 6
