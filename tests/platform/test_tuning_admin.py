@@ -1,0 +1,73 @@
+"""Launching from the Django admin goes through the same checks as the API: a bad config or a
+project without answers is refused on the form with the reason, nothing queued; a good one is
+queued. Cancel and retry are admin actions."""
+
+import json
+
+import pytest
+
+from config.celery import app as celery_app
+from rewards.models import RewardModel
+from tests.integration.tuning_support import (
+    shapes_project,
+    tiny_tune_config,
+    version_with_checkpoint,
+)
+from tuning.models import TuningRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list:
+    calls: list = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args: calls.append((name, args)))
+    return calls
+
+
+@pytest.fixture
+def staff(client, make_user):
+    client.force_login(make_user("staff", is_staff=True, is_superuser=True))
+    return client
+
+
+def launch_form(project, version, config: dict) -> dict:
+    return {"project": project.pk, "start_version": version.pk, "reward": "metric",
+            "config": json.dumps(config), "data_config": "{}", "save_every": 5,
+            "steps-TOTAL_FORMS": 0, "steps-INITIAL_FORMS": 0}
+
+
+def test_admin_launch_refuses_a_bad_config_then_launches(
+    staff, sent, django_capture_on_commit_callbacks
+):
+    shapes = shapes_project()
+    version = version_with_checkpoint(shapes)
+    url = "/admin/tuning/tuningrun/add/"
+    assert staff.get(url).status_code == 200
+    refused = staff.post(url, launch_form(shapes, version, {"lr": 5.0}))
+    assert refused.status_code == 200 and "config.lr" in refused.content.decode()
+    assert not TuningRun.objects.exists() and sent == []
+    with django_capture_on_commit_callbacks(execute=True):
+        launched = staff.post(url, launch_form(shapes, version, tiny_tune_config()))
+    assert launched.status_code == 302
+    run = TuningRun.objects.get()
+    assert (run.status, run.total_steps, run.save_every) == ("queued", 4, 5)
+    assert sent == [("tuning.run_execute", [run.pk])]
+
+    changelist = "/admin/tuning/tuningrun/"
+    staff.post(changelist, {"action": "cancel_runs", "_selected_action": [run.pk]})
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(changelist, {"action": "retry_runs", "_selected_action": [run.pk]})
+    run.refresh_from_db()
+    assert run.status == "queued" and len(sent) == 2
+
+
+def test_admin_refuses_a_reward_model_without_answers(staff, sent):
+    shapes = shapes_project()
+    response = staff.post("/admin/rewards/rewardmodel/add/",
+                          {"project": shapes.pk, "name": "rm", "config": "{}"})
+    assert response.status_code == 200
+    assert "no ratings or comparisons" in response.content.decode()
+    assert not RewardModel.objects.exists() and sent == []
