@@ -20,16 +20,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import torch
 from django.conf import settings
 from django.db import connection
 
+from trainer.models.pix2seq import Pix2SeqModel
+from trainer.reward_model.model import load_reward_model
+from trainer.reward_model.reward import LearnedRewardTask
 from trainer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from trainer.train.config import DataConfig
 from trainer.train.data import eval_source
 from trainer.train.evaluate import best_decoding, evaluate_model
 from trainer.train.loops import RunResult, tune
 from tuning.configs import data_config_from, data_dir_path, tune_config_from
-from tuning.models import TuningRun
+from tuning.models import RewardKind, TuningRun
 from tuning.samples import before_after_samples
 from tuning.services import (
     RunCancelled,
@@ -99,16 +103,39 @@ def _heartbeat(run_id: int, worker: str, every_s: float | None) -> Iterator[None
         thread.join()
 
 
+@dataclasses.dataclass
+class LearnedRewardCheckpoint(Checkpoint):
+    """A policy checkpoint whose task scores samples with a learned reward model.
+
+    `tune` builds its model and task with `Checkpoint.build`; building them here wraps the
+    task in the reward model's `LearnedRewardTask` (the metric is still computed beside the
+    learned reward and logged as `metric_reward`, so reward hacking shows on the curves).
+    """
+
+    reward_model_path: str = ""
+
+    def build(self, device: torch.device | str = "cpu") -> tuple[Pix2SeqModel, Any]:
+        model, task = super().build(device)
+        reward_model, _ = load_reward_model(self.reward_model_path, device)
+        return model, LearnedRewardTask(task, reward_model)
+
+
 def _starting_point(run: TuningRun, own: Path) -> Checkpoint:
-    """The run's own checkpoint if an earlier attempt saved one, else the starting version's."""
+    """The run's own checkpoint if an earlier attempt saved one, else the starting version's;
+    with the run's reward model when it tunes against one."""
+    checkpoint = None
     if own.is_file():
         try:
             checkpoint = load_checkpoint(own)
-            if checkpoint.stage == "tune":
-                return checkpoint
         except CheckpointError:
             logger.warning("run %s: unreadable checkpoint %s, starting over", run.pk, own)
-    return load_checkpoint(run.start_version.checkpoint.path)
+    if checkpoint is None or checkpoint.stage != "tune":
+        checkpoint = load_checkpoint(run.start_version.checkpoint.path)
+    if run.reward == RewardKind.LEARNED:
+        fields = {f.name: getattr(checkpoint, f.name) for f in dataclasses.fields(Checkpoint)}
+        return LearnedRewardCheckpoint(**fields,
+                                       reward_model_path=run.reward_model.file.path)
+    return checkpoint
 
 
 def _data_config(run: TuningRun) -> DataConfig:

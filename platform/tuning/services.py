@@ -83,18 +83,11 @@ def _check_reward(project: Project, reward: str, reward_model: RewardModel | Non
     if reward_model.project_id != project.pk:
         raise ApplicationError("The reward model belongs to another project.",
                                field="reward_model")
-    if reward_model.status != JobStatus.SUCCEEDED:
+    if reward_model.status != JobStatus.SUCCEEDED or not reward_model.file:
         raise ApplicationError(
             f"The reward model {reward_model.name} is {reward_model.status}, not trained.",
             field="reward_model",
         )
-    # trainer.train.loops.tune scores with the checkpoint's own task reward and takes no other
-    # reward yet (see the trainer request in issue 4); refuse rather than run a metric reward.
-    raise ApplicationError(
-        "Tuning against a learned reward model is not available yet: the trainer's tune() "
-        "takes no reward function. Use reward 'metric'.",
-        field="reward",
-    )
 
 
 def tuning_run_check(

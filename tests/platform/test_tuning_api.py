@@ -6,6 +6,7 @@ import torch
 from rest_framework import status
 
 from config.celery import app as celery_app
+from rewards.models import RewardModel
 from tests.integration.tuning_support import (
     TINY_DATA,
     shapes_project,
@@ -117,6 +118,11 @@ def test_learned_reward_needs_a_trained_reward_model_of_the_project(
     response = launch(admin_api, shapes, {"start_version": mle.pk, "reward_model": 12345},
                       django_capture_on_commit_callbacks)
     assert "reward_model" in response.json()["errors"]
+    untrained = RewardModel.objects.create(project=shapes, name="untrained")
+    response = launch(admin_api, shapes, {"start_version": mle.pk, "reward": "learned",
+                                          "reward_model": untrained.pk},
+                      django_capture_on_commit_callbacks)
+    assert "not trained" in response.json()["errors"]["reward_model"][0]
     assert not TuningRun.objects.exists() and sent == []
 
 

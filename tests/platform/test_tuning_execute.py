@@ -9,9 +9,14 @@ import pytest
 from django.conf import settings
 
 from config.celery import app as celery_app
+from projects.models import Role
+from projects.services import membership_set
 from rewards.models import JobStatus
+from rewards.services import reward_model_launch
+from rewards.training import train_project_reward_model
 from tests.integration.tuning_support import (
     TINY_DATA,
+    add_feedback,
     shapes_project,
     tiny_tune_config,
     version_with_checkpoint,
@@ -141,6 +146,28 @@ def test_a_cancelled_run_stops_and_can_be_retried(shapes, monkeypatch):
     run.refresh_from_db()
     assert (run.status, run.attempts) == (JobStatus.SUCCEEDED, 2)
     assert [s.step for s in TuningStep.objects.filter(run=run)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_run_against_a_learned_reward_logs_the_metric_beside_it(shapes, annotator):
+    membership_set(project=shapes, user=annotator, role=Role.ANNOTATOR)
+    add_feedback(shapes, annotator)
+    reward_model = reward_model_launch(project=shapes, config={
+        "image_size": 32, "width": 8, "stages": 2, "steps": 2, "batch_size": 4,
+        "eval_every": 2, "threads": 1})
+    train_project_reward_model(reward_model.pk, worker="w0")
+    reward_model.refresh_from_db()
+    run = tuning_run_launch(
+        project=shapes, start_version=version_with_checkpoint(shapes),
+        config=tiny_tune_config(kl_coef=0.1), data=TINY_DATA, reward="learned",
+        reward_model=reward_model,
+    )
+    execute_run(run.pk, worker="w1")
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    # The reward model's score drives the update; the metric the model cannot see is logged.
+    metrics = TuningStep.objects.filter(run=run).first().metrics
+    assert {"reward", "metric_reward"} <= set(metrics)
+    assert load_checkpoint(run.result_version.checkpoint.path).step == 4
 
 
 def test_a_failed_run_records_its_error(shapes):
