@@ -16,8 +16,12 @@ class RewardModelConfig:
     task: str = opt("detection", "whose outputs it scores: picks the output encoder")
     num_classes: int = opt(8, "classes of the task (Synthetic Shapes: 8)")
     image_size: int = opt(64, "side of the square input; other sizes are resized to it")
+    readout: str = opt("boxes", "'boxes': a conv net on a window around each box, summed; "
+                                "'image': a conv net on the whole image (see model.py)")
+    window: int = opt(16, "'boxes': side of each box's window in cells")
+    margin: float = opt(0.25, "'boxes': context around a box, as a share of its side per side")
     width: int = opt(32, "channels of the first stage; each later stage doubles them")
-    stages: int = opt(3, "resolution stages after the stride-4 stem (each later one halves)")
+    stages: int = opt(3, "resolution stages; each later one halves the side")
     steps: int = opt(800, "optimiser steps")
     batch_size: int = opt(64, "comparisons per step, of each kind of feedback present")
     lr: float = opt(2e-3, "peak AdamW learning rate (linear warmup, cosine decay to 10%)")
@@ -30,17 +34,23 @@ class RewardModelConfig:
     heldout_fraction: float = opt(0.2, "share of images held out (with all their feedback)")
     eval_every: int = opt(100, "steps between held-out evaluations (and at the last step)")
     seed: int = opt(0, "seed of initialisation, split and batch order")
-    threads: int = opt(0, "torch CPU threads; 0 = leave torch's default")
+    threads: int = opt(1, "torch CPU threads while training (1 is fastest on a busy 2-core CPU); "
+                            "0 = leave torch's default")
 
     def __post_init__(self) -> None:
-        positive = ("num_classes", "image_size", "width", "stages", "steps", "batch_size",
-                    "eval_every")
+        positive = ("num_classes", "image_size", "window", "width", "stages", "steps",
+                    "batch_size", "eval_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.image_size % 2 ** (self.stages + 1):
-            raise ValueError(f"image_size must be a multiple of 2**(stages + 1) = "
-                             f"{2 ** (self.stages + 1)}")
+        if self.readout not in {"boxes", "image"}:
+            raise ValueError(f"readout must be 'boxes' or 'image', got {self.readout!r}")
+        # Each stage after the first halves the side; the 'image' readout starts at stride 4.
+        side, name, factor = ((self.window, "window", 2 ** (self.stages - 1))
+                              if self.readout == "boxes"
+                              else (self.image_size, "image_size", 2 ** (self.stages + 1)))
+        if side % factor:
+            raise ValueError(f"{name} must be a multiple of {factor} (from stages)")
         if not 0 < self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction must lie in (0, 1), got {self.heldout_fraction}")
         if self.ranking_loss not in {"plackett_luce", "pairs"}:

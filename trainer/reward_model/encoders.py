@@ -121,6 +121,29 @@ def rasterise_boxes(outputs: BoxOutputs, size: int, num_classes: int) -> Tensor:
     return torch.cat([fill, fill - inner], 1)
 
 
+def box_windows(planes: Tensor, boxes: Tensor, window: int, margin: float) -> Tensor:
+    """(N, K, S, S) planes, (N, P, 4) boxes -> (N, P, K, window, window): each box's window.
+
+    A window spans the box grown by `margin` times its side on every side (at least two pixels
+    across), resampled by area averaging (anti-aliased; zeros outside the image). Every box sits
+    at the same place in its window, so judging whether a box fits its object is the same task
+    wherever the object is. Separable: a (window x S) weight matrix per axis, two products.
+    """
+    size = planes.shape[-1]
+    lo, hi = boxes[..., :2], boxes[..., 2:]  # (N, P, 2): (y, x)
+    centre = (lo + hi) / 2
+    side = (hi - lo).clamp(min=2.0 / size) * (1 + 2 * margin)
+    start = centre - side / 2
+    steps = torch.arange(window + 1, device=boxes.device, dtype=boxes.dtype) / window
+    edges = start[..., None] + side[..., None] * steps  # (N, P, 2, window + 1)
+    weights = pixel_coverage(edges[..., :-1], edges[..., 1:], size)  # (N, P, 2, window, S)
+    weights = weights / (side[..., None, None] * size / window)  # averages, not sums
+    rows, cols = weights[:, :, 0], weights[:, :, 1]
+    # rows @ planes @ cols^T for every box: (N, P, window, S) x (N, K, S, S) x (N, P, window, S)
+    by_rows = torch.einsum("npiy,nkyx->npkix", rows, planes)
+    return torch.einsum("npkix,npjx->npkij", by_rows, cols)
+
+
 @dataclass(frozen=True)
 class OutputEncoder:
     """A task's output drawn as extra image channels."""

@@ -1,10 +1,17 @@
 """The reward model: a small conv net over the image and its drawn output -> one scalar.
 
-Early fusion: the image and the output encoder's channels (see `encoders.py`) enter the same
-first convolution, so every later layer sees the boxes in the context of the pixels they claim.
-That convolution is split into an image part and an output part (a convolution over stacked
-channels is the sum of convolutions over each group), so an image's part is computed once and
-shared by the N outputs sampled for it.
+The image and the output encoder's channels (see `encoders.py`) are stacked into one input, so
+the network always sees the boxes on the pixels they claim. Two readouts of that input:
+- `boxes` (detection's default): for each predicted box, a window of the stacked input around
+  the box (`box_windows`) goes through a small conv net with the box's class to a per-box
+  score; the output's score is the sum over its boxes. Like the detection reward, which adds up
+  per-box credit, and data-efficient: a box sits at the same place in every window, so fitting a
+  box to its object is learnt once for all positions. Other boxes show in the window too, so a
+  duplicate (coverage 2) can cost.
+- `image` (for outputs that are not boxes): a conv net over the whole stacked input, one score
+  per location, averaged. The first convolution is split into an image part and an output part
+  (a convolution over stacked channels is the sum of convolutions over each group), so an
+  image's part is computed once and shared by the N outputs sampled for it.
 
 The scalar is in Bradley-Terry units: a difference of 1 between two outputs of one image means
 odds of e : 1 that the first is preferred. For 1-5 ratings the model also holds ordered cut
@@ -22,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainer.reward_model.config import RATING_LEVELS, RewardModelConfig
-from trainer.reward_model.encoders import BoxOutputs, output_encoder
+from trainer.reward_model.encoders import BoxOutputs, box_windows, output_encoder
 from trainer.train.checkpoint import CheckpointError
 from trainer.train.config import from_dict, to_dict
 
@@ -45,6 +52,20 @@ def _downsample(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.GroupNorm(8, cin), nn.GELU(), nn.Conv2d(cin, cout, 3, 2, padding=1))
 
 
+
+def _conv_net(cin: int, width: int, stages: int, stem: nn.Module) -> nn.Sequential:
+    """stem (cin -> width), then `stages` residual stages, each later one halving the side."""
+    layers: list[nn.Module] = [stem]
+    for stage in range(stages):
+        channels = width * 2**stage
+        layers.append(_Residual(channels))
+        if stage < stages - 1:
+            layers.append(_downsample(channels, 2 * channels))
+    top = width * 2 ** (stages - 1)
+    layers += [nn.GroupNorm(8, top), nn.GELU()]
+    return nn.Sequential(*layers)
+
+
 class RewardModel(nn.Module):
     """Scores (image, output) pairs; see the module docstring."""
 
@@ -52,34 +73,33 @@ class RewardModel(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = output_encoder(config.task)
-        width = config.width
+        width, classes = config.width, config.num_classes
         # GroupNorm(8, ...) needs channel counts divisible by 8.
         if width % 8:
             raise ValueError(f"width must be a multiple of 8, got {width}")
-        channels = self.encoder.channels(config.num_classes)
-        # Stride 4 keeps the convolutions cheap; the anti-aliased drawing keeps sub-pixel box
-        # positions in the values the 8x8 kernels read.
-        self.image_stem = nn.Conv2d(3, width, 8, stride=4, padding=2)
-        self.output_stem = nn.Conv2d(channels, width, 8, stride=4, padding=2, bias=False)
-        layers: list[nn.Module] = []
-        for stage in range(config.stages):
-            cin = width * 2**stage
-            layers.append(_Residual(cin))
-            if stage < config.stages - 1:
-                layers.append(_downsample(cin, 2 * cin))
-        self.body = nn.Sequential(*layers)
+        channels = self.encoder.channels(classes)
         top = width * 2 ** (config.stages - 1)
-        # A score per location, averaged: like the metric, the reward adds up local evidence
-        # (a good box here, a missed object there).
-        self.head = nn.Sequential(nn.GroupNorm(8, top), nn.GELU(), nn.Conv2d(top, top, 1),
-                                  nn.GELU(), nn.Conv2d(top, 1, 1))
+        if config.readout == "boxes":
+            stem = nn.Conv2d(3 + channels, width, 3, padding=1)
+            self.window_net = _conv_net(3 + channels, width, config.stages, stem)
+            self.box_head = nn.Sequential(nn.Linear(top + classes, top), nn.GELU(),
+                                          nn.Linear(top, 1))
+        else:
+            # Stride 4 keeps the convolutions cheap; anti-aliased drawing keeps sub-pixel box
+            # positions in the values the 8x8 kernels read.
+            self.image_stem = nn.Conv2d(3, width, 8, stride=4, padding=2)
+            self.output_stem = nn.Conv2d(channels, width, 8, stride=4, padding=2, bias=False)
+            self.image_net = _conv_net(width, width, config.stages, nn.Identity())
+            # A score per location, averaged: the reward adds up local evidence.
+            self.location_head = nn.Sequential(nn.Conv2d(top, top, 1), nn.GELU(),
+                                               nn.Conv2d(top, 1, 1))
         # Ordinal ratings: first cut point and positive gaps to the next ones (kept ordered).
         self.cut_first = nn.Parameter(torch.tensor(-1.5))
         self.cut_gaps = nn.Parameter(torch.zeros(RATING_LEVELS - 2))
 
     @property
     def device(self) -> torch.device:
-        return self.image_stem.weight.device
+        return self.cut_first.device
 
     def cutpoints(self) -> Tensor:
         """(RATING_LEVELS - 1,) increasing thresholds between adjacent ratings."""
@@ -98,15 +118,30 @@ class RewardModel(nn.Module):
     def forward(self, images: Tensor, outputs: Any, image_index: Tensor | None = None) -> Tensor:
         """(N,) scores of N outputs; `images` are normalised model inputs (I, 3, H, W), one per
         output, or shared: output n belongs to image `image_index[n]`."""
-        size = self.config.image_size
-        image_part = self.image_stem(self._images(images))
-        if image_index is not None:
-            image_part = image_part[image_index]
-        drawn = self.encoder.encode(outputs, size, self.config.num_classes)
-        if drawn.shape[0] != image_part.shape[0]:
-            raise ValueError(f"{drawn.shape[0]} outputs for {image_part.shape[0]} images")
-        features = self.body(image_part + self.output_stem(drawn))
-        return self.head(features).mean(dim=(1, 2, 3))
+        config = self.config
+        images = self._images(images)
+        drawn = self.encoder.encode(outputs, config.image_size, config.num_classes)
+        rows = image_index if image_index is not None else torch.arange(len(images))
+        if len(rows) != drawn.shape[0] or (image_index is None and len(images) != len(rows)):
+            raise ValueError(f"{drawn.shape[0]} outputs for {len(rows)} images")
+        if config.readout == "image":
+            features = self.image_stem(images)[rows] + self.output_stem(drawn)
+            return self.location_head(self.image_net(features)).mean(dim=(1, 2, 3))
+        stacked = torch.cat([images[rows], drawn], 1)
+        # Windows of valid boxes only: move them first and drop the all-padding tail.
+        valid = outputs.valid
+        keep = max(1, int(valid.sum(1).max()))
+        order = (~valid).to(torch.uint8).argsort(dim=1, stable=True)[:, :keep]
+        valid = valid.gather(1, order)
+        boxes = outputs.boxes.float().gather(1, order[..., None].expand(-1, -1, 4))
+        classes = outputs.classes.gather(1, order).clamp(0, config.num_classes - 1)
+        windows = box_windows(stacked, boxes, config.window, config.margin).flatten(0, 1)
+        chosen = valid.flatten()
+        features = self.window_net(windows[chosen]).mean(dim=(2, 3))
+        one_hot = F.one_hot(classes.flatten()[chosen], config.num_classes).to(features.dtype)
+        per_box = features.new_zeros(valid.numel())
+        per_box[chosen] = self.box_head(torch.cat([features, one_hot], 1))[:, 0]
+        return per_box.view(valid.shape).sum(1)
 
     @torch.no_grad()
     def score(

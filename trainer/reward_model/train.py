@@ -201,8 +201,23 @@ def train_reward_model(
     given = {kind: data for kind, data in given.items() if data is not None and len(data)}
     if not given:
         raise ValueError("no feedback to learn from: give preferences, rankings or ratings")
+    # A thread count for this run only: one thread is much faster on a busy 2-core machine
+    # (small convolutions spend their time waiting for each other's threads).
+    previous_threads = torch.get_num_threads()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
+    try:
+        return _train(config, given, device, on_step)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(
+    config: RewardModelConfig,
+    given: dict[str, FeedbackDataset],
+    device: torch.device | str,
+    on_step: Callable[[int, dict[str, Any]], None] | None,
+) -> TrainedRewardModel:
     torch.manual_seed(config.seed)
     train, heldout = {}, {}
     for kind, data in given.items():
