@@ -1,6 +1,6 @@
 """The loop on a real Celery worker (Redis, PostgreSQL): simulated annotators answer through
-the API, a reward model is trained from their answers, a tuning run makes a new ModelVersion,
-and its outputs become new candidates and tasks to rate."""
+the API, a reward model is trained from their answers, a run tuned against it makes a new
+ModelVersion, and its outputs become new candidates and tasks to rate."""
 
 import pytest
 from django.core.management import call_command
@@ -35,15 +35,19 @@ def test_rate_learn_tune_and_rate_again(start_worker, project_admin):
     reward_model = reward_model_launch(project=shapes, config={
         "image_size": 32, "width": 8, "stages": 2, "steps": 3, "batch_size": 4,
         "eval_every": 3, "threads": 1})
-    run = tuning_run_launch(project=shapes, start_version=version_with_checkpoint(shapes),
-                            config=tiny_tune_config(), data=TINY_DATA)
-    wait_for(lambda: RewardModel.objects.get(pk=reward_model.pk).status in FINISHED
-             and TuningRun.objects.get(pk=run.pk).status in FINISHED,
-             what="the reward model and the run", worker=worker)
+    wait_for(lambda: RewardModel.objects.get(pk=reward_model.pk).status in FINISHED,
+             what="the reward model", worker=worker)
     reward_model.refresh_from_db()
-    run.refresh_from_db()
     assert reward_model.status == JobStatus.SUCCEEDED, reward_model.error
+
+    run = tuning_run_launch(project=shapes, start_version=version_with_checkpoint(shapes),
+                            config=tiny_tune_config(), data=TINY_DATA, reward="learned",
+                            reward_model=reward_model)
+    wait_for(lambda: TuningRun.objects.get(pk=run.pk).status in FINISHED,
+             what="the tuning run", worker=worker)
+    run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED, run.error
+    assert "metric_reward" in run.steps.first().metrics
 
     tasks_before = Task.objects.filter(project=shapes).count()
     assert candidates_generate(model_version=run.result_version) == 6
