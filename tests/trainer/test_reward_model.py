@@ -1,6 +1,7 @@
 """Reward model: the losses on hand cases, the box drawing, scoring, checkpoints, and a tiny
 model that learns a simple preference."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -8,7 +9,11 @@ import torch
 
 from trainer.data.detection import ShapesStream
 from trainer.data.shapes import ShapesConfig
-from trainer.reward_model.candidates import make_preference_data
+from trainer.reward_model.candidates import (
+    make_preference_data,
+    make_ranking_data,
+    make_rating_data,
+)
 from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.data import RatingDataset, split_by_image
 from trainer.reward_model.encoders import BoxOutputs, box_windows, rasterise_boxes
@@ -250,3 +255,20 @@ def test_tiny_model_learns_to_prefer_boxes_on_objects():
     assert torch.equal(data.a.valid.sum(1), data.b.valid.sum(1))  # counting cannot tell
     assert result.heldout["pair_acc"] >= 0.85
     assert result.heldout["gold_acc"] == result.heldout["pair_acc"]  # labels are noise-free
+
+
+@pytest.mark.parametrize("ranking_loss", ["plackett_luce", "pairs"])
+def test_training_takes_rankings_and_ratings_together(ranking_loss):
+    rankings = make_ranking_data(12, 3, noise=0.05, seed=1, image_size=32)
+    ratings = make_rating_data(12, 2, noise=0.05, seed=2, image_size=32)
+    config = replace(TINY, num_classes=8, window=8, steps=4, batch_size=4, eval_every=2,
+                     ranking_loss=ranking_loss)
+    before = RewardModel(config).cutpoints().detach()
+    result = train_reward_model(config, rankings=rankings, ratings=ratings)
+    last = result.history[-1]
+    assert {"loss_rankings", "loss_ratings", "pair_acc", "heldout_rankings_pair_acc",
+            "heldout_ratings_pairs"} <= set(last)
+    assert all(math.isfinite(h["loss"]) for h in result.history)
+    cut = result.model.cutpoints().detach()
+    assert (cut.diff() > 0).all() and not torch.equal(cut, before)  # learnt, still ordered
+    assert result.sizes["heldout_rankings"] + result.sizes["train_rankings"] == 12

@@ -7,7 +7,8 @@ Preferences come from simulated annotators (`simulate.py`) on perturbed ground t
 Synthetic Shapes scenes (`candidates.py`). Figures: held-out pairwise accuracy against the noisy
 labels (`rm_heldout_acc`) and against the hidden gold order (`rm_heldout_gold_acc`), how often
 the noisy labels themselves agree with gold (the ceiling of the first), the share of ties, and
-the seconds spent making data, training, and scoring 128 outputs (16 images x 8 samples).
+the seconds spent making data, training, and scoring 8 outputs on each of 16 images (one
+REINFORCE batch of 16 images x 8 samples, `score_s`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="save the trained model here")
     args = parser.parse_args(argv)
     try:
+        if any("=" not in item for item in args.config):
+            raise ValueError("--config takes KEY=VALUE items")
         pairs = dict(item.split("=", 1) for item in args.config)
         config = apply_overrides(RewardModelConfig(), pairs)
         if args.pairs < 2 or args.noise < 0:
@@ -63,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = train_reward_model(config, preferences=data, on_step=progress)
     images = data.images[:16]
-    rows = torch.arange(128) % len(data)
-    outputs = data.a.select(rows)
+    outputs = data.a.select(torch.arange(8 * len(images)) % len(data))
     result.model.score(images, outputs.boxes, outputs.classes, outputs.valid)  # warm-up
     tick = time.perf_counter()
     result.model.score(images, outputs.boxes, outputs.classes, outputs.valid)
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "label_gold_agreement": label_gold.float().mean().item(),
         "tie_share": 1 - decided.float().mean().item(),
         "data_s": round(data_s, 1), "train_s": round(result.seconds, 1),
-        "score_128_s": round(score_s, 4), **result.sizes,
+        "score_s": round(score_s, 4), "scored_outputs": len(outputs), **result.sizes,
     }
     if args.out:
         save_reward_model(args.out, result.model, figures)

@@ -18,12 +18,12 @@ class RewardModelConfig:
     image_size: int = opt(64, "side of the square input; other sizes are resized to it")
     readout: str = opt("boxes", "'boxes': a conv net on a window around each box, summed; "
                                 "'image': a conv net on the whole image (see model.py)")
-    window: int = opt(16, "'boxes': side of each box's window in cells")
-    margin: float = opt(0.25, "'boxes': context around a box, as a share of its side per side")
-    width: int = opt(32, "channels of the first stage; each later stage doubles them")
-    stages: int = opt(3, "resolution stages; each later one halves the side")
-    steps: int = opt(800, "optimiser steps")
-    batch_size: int = opt(64, "comparisons per step, of each kind of feedback present")
+    window: int = opt(12, "'boxes': side of each box's window in cells")
+    margin: float = opt(0.5, "'boxes': context around a box, as a share of its side per side")
+    width: int = opt(16, "channels of the first stage; each later stage doubles them")
+    stages: int = opt(2, "resolution stages; each later one halves the side")
+    steps: int = opt(1000, "optimiser steps")
+    batch_size: int = opt(32, "comparisons per step, of each kind of feedback present")
     lr: float = opt(2e-3, "peak AdamW learning rate (linear warmup, cosine decay to 10%)")
     warmup: int = opt(50, "warmup steps")
     weight_decay: float = opt(0.05, "AdamW weight decay")
@@ -32,7 +32,7 @@ class RewardModelConfig:
     ranking_loss: str = opt("plackett_luce", "'plackett_luce', or 'pairs' (Bradley-Terry on "
                                              "all pairs of each ranking)")
     heldout_fraction: float = opt(0.2, "share of images held out (with all their feedback)")
-    eval_every: int = opt(100, "steps between held-out evaluations (and at the last step)")
+    eval_every: int = opt(250, "steps between held-out evaluations (and at the last step)")
     seed: int = opt(0, "seed of initialisation, split and batch order")
     threads: int = opt(1, "torch CPU threads while training (1 is fastest on a busy 2-core CPU); "
                             "0 = leave torch's default")
@@ -43,6 +43,9 @@ class RewardModelConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.width % 8:
+            # GroupNorm(8, ...) needs channel counts divisible by 8.
+            raise ValueError(f"width must be a multiple of 8, got {self.width}")
         if self.readout not in {"boxes", "image"}:
             raise ValueError(f"readout must be 'boxes' or 'image', got {self.readout!r}")
         # Each stage after the first halves the side; the 'image' readout starts at stride 4.

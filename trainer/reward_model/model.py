@@ -74,9 +74,6 @@ class RewardModel(nn.Module):
         self.config = config
         self.encoder = output_encoder(config.task)
         width, classes = config.width, config.num_classes
-        # GroupNorm(8, ...) needs channel counts divisible by 8.
-        if width % 8:
-            raise ValueError(f"width must be a multiple of 8, got {width}")
         channels = self.encoder.channels(classes)
         top = width * 2 ** (config.stages - 1)
         if config.readout == "boxes":

@@ -6,7 +6,11 @@
 - `LearnedRewardTask(task, model)` wraps a DetectionTask for the REINFORCE step
   (`trainer.train.reinforce.reinforce_step`), which calls `task.reward(tokens, batch, n)`.
 
-The reward is the model's score (times `scale`); ground truth never enters it. Where an image
+The reward is the model's score (times `scale`); ground truth never enters it. Scores are
+Bradley-Terry utilities: against annotators who prefer with `sigmoid((gold_a - gold_b) / noise)`
+they approximate `gold / noise` plus a per-image constant, so `scale = noise` puts the reward in
+gold units (detection reward per ground-truth object) and a tuning learning rate tried on the
+metric transfers roughly after also multiplying by the typical number of objects. Where an image
 has ground truth, the metric is still computed beside it: its `pred_iou` trains the confidence
 token (the policy's box scores need an IoU target, and a reward model gives none), and its
 reward is reported as `metric_reward`, so a policy that pleases the reward model while the

@@ -1,0 +1,29 @@
+"""`python -m trainer.reward_model`: a tiny run prints its figures and saves a loadable model;
+bad arguments end with one line and status 2."""
+
+import json
+
+from trainer.reward_model.__main__ import main
+from trainer.reward_model.model import load_reward_model
+
+
+def test_tiny_run_prints_figures_and_saves_the_model(tmp_path, capsys):
+    out = tmp_path / "rm.pt"
+    status = main(["--pairs", "24", "--noise", "0.05", "--out", str(out), "--config",
+                   "steps=3", "width=8", "window=8", "image_size=32", "batch_size=4",
+                   "eval_every=3"])
+    assert status == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["pairs"] == 24 and 0 <= figures["rm_heldout_acc"] <= 1
+    assert figures["train_pairs"] + figures["heldout_pairs"] == 24
+    model, metrics = load_reward_model(out)
+    assert model.config.width == 8 and metrics["rm_heldout_acc"] == figures["rm_heldout_acc"]
+
+
+def test_bad_arguments_end_with_one_line(capsys):
+    assert main(["--config", "widht=8"]) == 2
+    assert "unknown setting 'widht'" in capsys.readouterr().err
+    assert main(["--config", "width=12"]) == 2
+    assert "width must be a multiple of 8" in capsys.readouterr().err
+    assert main(["--noise", "-1"]) == 2
+    assert "noise" in capsys.readouterr().err
