@@ -8,6 +8,7 @@ by name so this module does not import the Celery task module (which imports thi
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
@@ -133,6 +134,8 @@ def tuning_run_launch(
         total_steps=tune.steps, created_by=created_by,
     )
     _enqueue(run)
+    # Where no beat runs (`make run`), a launch is another moment to requeue dead workers' runs.
+    reap_stale_runs(stale_after=timedelta(seconds=settings.TUNELAB_RUN_STALE_S))
     return run
 
 

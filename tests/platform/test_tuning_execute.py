@@ -126,6 +126,17 @@ def test_a_live_worker_keeps_its_run(shapes):
     assert (run.status, run.worker, run.attempts) == (JobStatus.RUNNING, "busy", 0)
 
 
+def test_a_launch_requeues_a_dead_worker_s_run(shapes, sent, django_capture_on_commit_callbacks):
+    dead = launch(shapes)
+    TuningRun.objects.filter(pk=dead.pk).update(
+        status=JobStatus.RUNNING, worker="gone", heartbeat_at=dead.created_at - timedelta(days=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        other = launch(shapes)
+    dead.refresh_from_db()
+    assert (dead.status, dead.worker) == (JobStatus.QUEUED, "")
+    assert sorted(args[0] for _, args in sent) == sorted([dead.pk, other.pk])
+
+
 def test_a_cancelled_run_stops_and_can_be_retried(shapes, monkeypatch):
     run = launch(shapes, steps=6)
     record = execute.tuning_step_record
