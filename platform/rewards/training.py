@@ -3,8 +3,8 @@ the model file and its held-out accuracy out (the body of the Celery task; tests
 in-process). Training is short, so a restarted training starts over rather than resuming.
 """
 
+import functools
 import logging
-import time
 import traceback
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from trainer.reward_model.model import save_reward_model
 from trainer.reward_model.train import train_reward_model
 from trainer.train.config import from_dict
 from trainer.train.loops import pick_device
+from tuning.heartbeat import beating
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +41,16 @@ def train_project_reward_model(reward_model_id: int, *, worker: str,
                                       stale_after=stale_after)
     if reward_model is None:
         return
-    last_beat = time.monotonic()
-
-    def on_step(step: int, metrics: dict) -> None:
-        nonlocal last_beat
-        if heartbeat_s and time.monotonic() - last_beat >= heartbeat_s:
-            reward_model_heartbeat(reward_model_id=reward_model.pk, worker=worker)
-            last_beat = time.monotonic()
-
+    alive = functools.partial(reward_model_heartbeat, reward_model_id=reward_model.pk,
+                              worker=worker)
     try:
-        config = from_dict(RewardModelConfig, reward_model.config)
-        feedback = project_feedback(reward_model.project, config.image_size)
-        trained = train_reward_model(
-            config, preferences=feedback.preferences, rankings=feedback.rankings,
-            ratings=feedback.ratings, device=pick_device(), on_step=on_step,
-        )
+        with beating(alive, heartbeat_s, name=f"heartbeat-reward-model-{reward_model.pk}"):
+            config = from_dict(RewardModelConfig, reward_model.config)
+            feedback = project_feedback(reward_model.project, config.image_size)
+            trained = train_reward_model(
+                config, preferences=feedback.preferences, rankings=feedback.rankings,
+                ratings=feedback.ratings, device=pick_device(),
+            )
         metrics = {**trained.heldout, **trained.sizes, "seconds": round(trained.seconds, 2)}
         name = reward_model_file_name(reward_model)
         save_reward_model(Path(settings.MEDIA_ROOT) / name, trained.model.cpu(), metrics)

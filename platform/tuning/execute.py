@@ -10,19 +10,16 @@ dead worker.
 """
 
 import dataclasses
+import functools
 import logging
 import math
-import threading
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
 from django.conf import settings
-from django.db import connection
 
 from trainer.models.pix2seq import Pix2SeqModel
 from trainer.reward_model.model import load_reward_model
@@ -33,6 +30,7 @@ from trainer.train.data import eval_source
 from trainer.train.evaluate import best_decoding, evaluate_model
 from trainer.train.loops import RunResult, tune
 from tuning.configs import data_config_from, data_dir_path, tune_config_from
+from tuning.heartbeat import beating
 from tuning.models import RewardKind, TuningRun
 from tuning.samples import before_after_samples
 from tuning.services import (
@@ -78,29 +76,6 @@ def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
             continue
         out[key] = number if math.isfinite(number) else None
     return out
-
-
-@contextmanager
-def _heartbeat(run_id: int, worker: str, every_s: float | None) -> Iterator[None]:
-    if not every_s:
-        yield
-        return
-    stop = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stop.wait(every_s) and tuning_run_heartbeat(run_id=run_id, worker=worker):
-                pass
-        finally:
-            connection.close()  # this thread's own connection
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-run-{run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 @dataclasses.dataclass
@@ -169,7 +144,8 @@ def execute_run(run_id: int, *, worker: str, heartbeat_s: float | None = None) -
     name = run_checkpoint_name(run.pk)
     own = Path(settings.MEDIA_ROOT) / name
     try:
-        with _heartbeat(run.pk, worker, heartbeat_s):
+        alive = functools.partial(tuning_run_heartbeat, run_id=run.pk, worker=worker)
+        with beating(alive, heartbeat_s, name=f"heartbeat-run-{run.pk}"):
             config = tune_config_from(run.config)
             data = _data_config(run)
             result = tune(_starting_point(run, own), data, config, checkpoint_path=own,

@@ -2,6 +2,8 @@
 ModelVersion, is idempotent, resumes from its checkpoint after its worker died without
 counting a step twice, stops when cancelled, and records its error when it fails."""
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from tests.integration.tuning_support import (
 from trainer.train.checkpoint import load_checkpoint
 from tuning import execute
 from tuning.execute import execute_run, run_checkpoint_name
+from tuning.heartbeat import beating
 from tuning.models import TuningRun, TuningStep
 from tuning.services import (
     reap_stale_runs,
@@ -189,3 +192,35 @@ def test_a_failed_run_records_its_error(shapes):
     assert run.status == JobStatus.FAILED
     assert "checkpoint not found" in run.error
     assert run.finished_at is not None and run.result_version is None
+
+
+def test_the_heartbeat_beats_while_the_job_runs_and_stops_with_it():
+    beats: list[int] = []
+    three = threading.Event()
+
+    def beat() -> bool:
+        beats.append(1)
+        if len(beats) == 3:
+            three.set()
+        return True
+
+    with beating(beat, 0.01, name="test-heartbeat"):
+        assert three.wait(timeout=30)
+    after = len(beats)
+    time.sleep(0.05)
+    assert len(beats) == after  # the thread ended with the block
+
+
+def test_the_heartbeat_stops_when_the_job_is_no_longer_this_worker_s():
+    calls: list[int] = []
+    stopped = threading.Event()
+
+    def beat() -> bool:
+        calls.append(1)
+        stopped.set()
+        return False  # the run was given to another worker
+
+    with beating(beat, 0.01, name="test-heartbeat"):
+        assert stopped.wait(timeout=30)
+        time.sleep(0.05)
+    assert calls == [1]
