@@ -111,8 +111,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     pretrained = load_checkpoint(args.checkpoint)
     base = from_dict(TuneConfig, pretrained.run_config) if pretrained.stage == "tune" \
         else TuneConfig()
-    data, run = _split_overrides(_parse_overrides(args.config),
-                                 from_dict(DataConfig, pretrained.data_config), base)
+    task, data, run = _split_overrides(_parse_overrides(args.config), pretrained.task_config,
+                                       from_dict(DataConfig, pretrained.data_config), base)
+    fixed = ("coord_bins", "conf_bins", "max_boxes")  # they shape the model's vocabulary
+    if any(getattr(task, f) != getattr(pretrained.task_config, f) for f in fixed):
+        raise UsageError(f"{', '.join(fixed)} are fixed by the checkpoint's model")
+    pretrained.task_config = task  # the reward's settings (duplicate_penalty, ...) may change
     data = _data_config(args, data)
     run_dir = _run_dir(args, "tune")
     out = Path(args.save) if args.save else run_dir / "tune.pt"

@@ -41,7 +41,6 @@ class DetectionTaskConfig:
     max_boxes: int = opt(10, "most boxes in a sequence (the sequence is 6 tokens a box + EOS)")
     duplicate_penalty: float = opt(0.3, "reward lost per duplicate prediction (paper: 0.3)")
     confidence_weight: float = opt(0.3, "weight of the confidence token's IoU loss (paper: 0.3)")
-    class_weighted: bool = opt(False, "weight rewards by inverse class frequency of the data")
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class TuneConfig:
     """REINFORCE tuning of a pretrained model (the paper's Algorithm 2)."""
 
     steps: int = opt(600, "optimiser steps")
-    batch_size: int = opt(16, "images per step")
+    batch_size: int = opt(8, "images per step")
     samples: int = opt(8, "N: samples drawn per image")
     baseline: str = opt("loo", "'loo': every sample, baseline = mean of the other N-1; "
                                "'paper': one sample per image, same baseline; 'none'")
