@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=2000, help="simulated preferences")
     parser.add_argument("--noise", type=float, default=DEFAULT_NOISE,
                         help="annotator noise: P(a) = sigmoid((gold_a - gold_b) / noise)")
+    parser.add_argument("--pairs-per-image", type=int, default=2,
+                        help="comparisons per image (2 candidates each)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data")
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="RewardModelConfig fields: " + "; ".join(
@@ -46,14 +48,17 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--config takes KEY=VALUE items")
         pairs = dict(item.split("=", 1) for item in args.config)
         config = apply_overrides(RewardModelConfig(), pairs)
-        if args.pairs < 2 or args.noise < 0:
-            raise ValueError("need --pairs >= 2 and --noise >= 0")
+        if args.pairs < 2 or args.noise < 0 or args.pairs_per_image < 1:
+            raise ValueError("need --pairs >= 2, --noise >= 0 and --pairs-per-image >= 1")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)  # scoring is timed with the training's threads
     began = time.perf_counter()
     data = make_preference_data(args.pairs, args.noise, args.seed,
+                                pairs_per_image=args.pairs_per_image,
                                 image_size=config.image_size)
     data_s = time.perf_counter() - began
 
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     gold_margin = data.gold_a - data.gold_b
     label_gold = ((data.label > 0.5) == (gold_margin > 0))[decided & (gold_margin != 0)]
     figures = {
-        "pairs": args.pairs, "noise": args.noise,
+        "pairs": args.pairs, "noise": args.noise, "pairs_per_image": args.pairs_per_image,
         "rm_heldout_acc": result.heldout.get("pair_acc"),
         "rm_heldout_gold_acc": result.heldout.get("gold_acc"),
         "label_gold_agreement": label_gold.float().mean().item(),

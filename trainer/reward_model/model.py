@@ -118,7 +118,8 @@ class RewardModel(nn.Module):
         config = self.config
         images = self._images(images)
         drawn = self.encoder.encode(outputs, config.image_size, config.num_classes)
-        rows = image_index if image_index is not None else torch.arange(len(images))
+        rows = image_index if image_index is not None else torch.arange(len(images),
+                                                                       device=images.device)
         if len(rows) != drawn.shape[0] or (image_index is None and len(images) != len(rows)):
             raise ValueError(f"{drawn.shape[0]} outputs for {len(rows)} images")
         if config.readout == "image":

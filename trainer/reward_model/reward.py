@@ -119,6 +119,8 @@ class LearnedRewardTask:
 
     def __getattr__(self, name: str):
         # spec, codec, config, targets, aux_loss ...: everything but the reward is the task's.
+        if name == "task":  # not set yet (copy, unpickling): no endless lookup
+            raise AttributeError(name)
         return getattr(self.task, name)
 
     def reward(self, tokens: Tensor, batch, n: int) -> LearnedScoredSamples:
