@@ -35,7 +35,7 @@ from trainer.data.shapes import (
     scene_seed,
 )
 from trainer.eval.captioning_metrics import caption_metrics
-from trainer.models.pix2seq import SequenceSpec
+from trainer.models.pix2seq import Pix2SeqModel, SequenceSpec
 from trainer.rewards.captioning import CiderD, tokenize
 from trainer.train.config import opt
 
@@ -237,14 +237,14 @@ class CaptioningTask:
 
 
 @torch.no_grad()
-def predict_captions(model, codec: CaptionCodec, images: Tensor) -> list[str]:
+def predict_captions(model: Pix2SeqModel, codec: CaptionCodec, images: Tensor) -> list[str]:
     """Greedy caption of each image."""
     return codec.decode(model.greedy(images))
 
 
 @torch.no_grad()
 def evaluate_captions(
-    model, task: CaptioningTask, scenes: Sequence[Scene], *, batch_size: int = 100
+    model: Pix2SeqModel, task: CaptioningTask, scenes: Sequence[Scene], *, batch_size: int = 100
 ) -> dict[str, float]:
     """pycocoevalcap CIDEr-D and BLEU-4 of greedy captions of `scenes`, plus the mean reward
     (CIDEr-D with the task's fixed idf)."""

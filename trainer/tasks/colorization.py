@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainer.data.shapes import Scene
-from trainer.models.colorizer import ColorGridSpec
+from trainer.models.colorizer import ColorGridSpec, Colorizer
 from trainer.rewards.colorization import (
     DEFAULT_FIDELITY_WEIGHT,
     colorfulness,
@@ -215,7 +215,7 @@ class ColorizationTask:
 
 
 @torch.no_grad()
-def colorize(model, codec: ColorCodec, batch: ColorBatch) -> Tensor:
+def colorize(model: Colorizer, codec: ColorCodec, batch: ColorBatch) -> Tensor:
     """(B, 3, S, S) greedy colorization (each patch's most likely bin) in [0, 1]."""
     device = model.device
     return codec.decode(model.greedy(batch.images.to(device)), batch.gray.to(device))
@@ -223,7 +223,7 @@ def colorize(model, codec: ColorCodec, batch: ColorBatch) -> Tensor:
 
 @torch.no_grad()
 def evaluate_colorization(
-    model, task: ColorizationTask, scenes: Sequence[Scene], *, batch_size: int = 100
+    model: Colorizer, task: ColorizationTask, scenes: Sequence[Scene], *, batch_size: int = 100
 ) -> dict[str, float]:
     """Mean colourfulness, PSNR (the fidelity figure) and reward of greedy colorizations."""
     parts: list[ScoredColors] = []
