@@ -15,5 +15,9 @@ else:
             "NAME": env.DATA_DIR / "tunelab.sqlite3",
             # A real worker process writes beside the web server: wait for locks, don't fail.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # A file, not Django's shared-cache in-memory default: browser tests' live server
+            # thread then waits for the test's locks (timeout) instead of failing with "table
+            # is locked".
+            "TEST": {"NAME": env.DATA_DIR / "test.sqlite3"},
         }
     }

@@ -1,8 +1,7 @@
 """Fixtures for the browser tests: Debian's chromium driven by Playwright against pytest-django's
 live_server, and projects built with the platform's own services on Synthetic Shapes scenes.
 
-- `browser` (session): chromium at $TUNELAB_BROWSER (default /usr/bin/chromium); the tests skip
-  when it is absent. Playwright's own browser downloads are never used.
+- `browser` (session, tests/conftest.py): Debian's chromium; the tests skip when it is absent.
 - `page`: a fresh browser context and page, 1280 x 800; JavaScript errors fail the test.
 - `shapes_project(task=..., rating_mode=..., n_items=..., n_candidates=...)` -> ShapesProject:
   the project, its admin and its annotator (password PASSWORD), on real Synthetic Shapes images
@@ -11,11 +10,9 @@ live_server, and projects built with the platform's own services on Synthetic Sh
 """
 
 import io
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,29 +32,9 @@ from projects.services import (
 )
 from trainer.data.shapes import CLASS_NAMES, Scene, generate_scene, scene_seed
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
-# body would otherwise refuse to run "in an async context".
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-BROWSER = os.environ.get("TUNELAB_BROWSER", "/usr/bin/chromium")
 PASSWORD = "shapes-are-fun-42"
 CATEGORIES = [{"id": i + 1, "name": name} for i, name in enumerate(CLASS_NAMES)]
 _serial = count()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    if not Path(BROWSER).exists():
-        pytest.skip(f"no chromium at {BROWSER}: install Debian's chromium or set TUNELAB_BROWSER")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=BROWSER,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ live_server): curves grow as the worker logs steps, samples of both models appea
 ends, and the cancel and retry buttons work."""
 
 import io
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -24,26 +22,8 @@ from tests.integration.tuning_support import (
 from tuning.models import TuningRun, TuningStep
 from tuning.services import tuning_run_launch
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls of the test body
-# would otherwise refuse to run "in an async context".
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-BROWSER = os.environ.get("TUNELAB_BROWSER", "/usr/bin/chromium")
 PASSWORD = "tuning-runs-are-fun"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(BROWSER).exists():
-        pytest.skip(f"no chromium at {BROWSER}: install Debian's chromium or set TUNELAB_BROWSER")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=BROWSER,
-                                              args=["--no-sandbox", "--disable-gpu"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -84,14 +64,19 @@ def points(page, metric: str) -> int:
     return len(page.get_attribute(f'.curve[data-metric="{metric}"] polyline', "points").split())
 
 
+def wait_for_points(page, metric: str, n: int) -> None:
+    """The page polls every 2 s and may catch a batch of steps half written: wait for all."""
+    page.wait_for_function(
+        f"document.querySelector('.curve[data-metric=\"{metric}\"] polyline')"
+        f"?.getAttribute('points').split(' ').length === {n}")
+
+
 def test_curves_grow_live_and_samples_show_at_the_end(page, run):
     log_steps(run, range(0, 4))
-    page.wait_for_selector('.curve[data-metric="reward"] polyline')
-    assert points(page, "reward") == 4 and points(page, "grad_norm") == 4
+    wait_for_points(page, "reward", 4)
+    assert points(page, "grad_norm") == 4
     log_steps(run, range(4, 7))
-    page.wait_for_function(
-        "document.querySelector('.curve[data-metric=\"reward\"] polyline')"
-        ".getAttribute('points').split(' ').length === 7")
+    wait_for_points(page, "reward", 7)
     assert page.text_content("#run-steps") == "7 / 10"
 
     buffer = io.BytesIO()
