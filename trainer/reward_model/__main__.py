@@ -1,7 +1,7 @@
 """Train a reward model on simulated preferences and print its figures (one JSON line, last).
 
     python -m trainer.reward_model [--pairs 2000] [--noise 0.05] [--seed 0]
-        [--config steps=800 width=32 ...] [--out runs/rm/reward_model.pt]
+        [--pairs-per-image 2] [--config steps=600 width=16 ...] [--out runs/rm/rm.pt]
 
 Preferences come from simulated annotators (`simulate.py`) on perturbed ground truth of
 Synthetic Shapes scenes (`candidates.py`). Figures: held-out pairwise accuracy against the noisy
