@@ -8,27 +8,16 @@ pairwise accuracy that says whether it is worth tuning against.
 from django.conf import settings
 from django.db import models
 
+from common.jobs import Job
+from common.jobs import JobStatus as JobStatus  # re-exported: its home before common.jobs
 from projects.models import Project
-
-
-class JobStatus(models.TextChoices):
-    """Life of a background job (reward-model training, tuning run)."""
-
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def reward_model_path(reward_model: "RewardModel", filename: str) -> str:
     return f"projects/{reward_model.project_id}/reward_models/{filename}"
 
 
-class RewardModel(models.Model):
+class RewardModel(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reward_models")
     name = models.CharField(max_length=200)
     snapshot = models.JSONField(
@@ -36,22 +25,16 @@ class RewardModel(models.Model):
         help_text="What the training data was at launch: counts of ratings and comparisons.",
     )
     config = models.JSONField(default=dict, blank=True, help_text="RewardModelConfig fields.")
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     heldout_accuracy = models.FloatField(
         null=True, blank=True, help_text="Pairwise accuracy on held-out images (0..1)."
     )
     metrics = models.JSONField(default=dict, blank=True)
     file = models.FileField(upload_to=reward_model_path, blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

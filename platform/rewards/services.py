@@ -10,14 +10,20 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from common.errors import ApplicationError
-from config.celery import app as celery_app
+from common.jobs import (
+    JobStatus,
+    job_claim,
+    job_enqueue,
+    job_fail,
+    job_heartbeat,
+    jobs_reap_stale,
+)
 from labeling.models import Comparison, Rating
 from projects.models import Project
-from rewards.models import FINISHED, JobStatus, RewardModel
+from rewards.models import RewardModel
 from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.encoders import OUTPUT_ENCODERS
 from trainer.train.config import to_dict
@@ -81,38 +87,19 @@ def reward_model_launch(
 
 
 def _enqueue(reward_model_id: int) -> None:
-    transaction.on_commit(lambda: celery_app.send_task(TRAIN_TASK, args=[reward_model_id]))
+    job_enqueue(TRAIN_TASK, reward_model_id)
 
 
-def _fresh(heartbeat_at: datetime | None, now: datetime, stale_after: timedelta) -> bool:
-    return heartbeat_at is not None and heartbeat_at > now - stale_after
-
-
-@transaction.atomic
 def reward_model_claim(
     *, reward_model_id: int, worker: str, stale_after: timedelta
 ) -> RewardModel | None:
     """Mark the reward model as this worker's to train, or None when there is nothing to do
     (gone, finished, or another live worker trains it). A restarted training starts over."""
-    reward_model = RewardModel.objects.select_for_update().filter(pk=reward_model_id).first()
-    now = timezone.now()
-    if reward_model is None or reward_model.status in FINISHED:
-        return None
-    if (reward_model.status == JobStatus.RUNNING and reward_model.worker != worker
-            and _fresh(reward_model.heartbeat_at, now, stale_after)):
-        return None
-    reward_model.status = JobStatus.RUNNING
-    reward_model.worker = worker
-    reward_model.attempts += 1
-    reward_model.heartbeat_at = now
-    reward_model.save(update_fields=["status", "worker", "attempts", "heartbeat_at"])
-    return reward_model
+    return job_claim(RewardModel, pk=reward_model_id, worker=worker, stale_after=stale_after)
 
 
 def reward_model_heartbeat(*, reward_model_id: int, worker: str) -> bool:
-    return bool(RewardModel.objects.filter(
-        pk=reward_model_id, worker=worker, status=JobStatus.RUNNING
-    ).update(heartbeat_at=timezone.now()))
+    return job_heartbeat(RewardModel, pk=reward_model_id, worker=worker)
 
 
 @transaction.atomic
@@ -126,27 +113,11 @@ def reward_model_succeed(
                                         finished_at=timezone.now())
 
 
-@transaction.atomic
 def reward_model_fail(*, reward_model_id: int, worker: str, error: str) -> None:
-    RewardModel.objects.filter(pk=reward_model_id, worker=worker, status=JobStatus.RUNNING
-                               ).update(status=JobStatus.FAILED, error=error,
-                                        finished_at=timezone.now())
+    job_fail(RewardModel, pk=reward_model_id, worker=worker, error=error)
 
 
-@transaction.atomic
 def reap_stale_reward_models(*, stale_after: timedelta, now: datetime | None = None
                              ) -> list[int]:
     """Requeue trainings whose worker stopped beating (they start over on the next worker)."""
-    now = now or timezone.now()
-    stale = RewardModel.objects.select_for_update(skip_locked=True).filter(
-        Q(heartbeat_at__lt=now - stale_after) | Q(heartbeat_at__isnull=True),
-        status=JobStatus.RUNNING,
-    )
-    reaped = []
-    for reward_model in stale:
-        reward_model.status = JobStatus.QUEUED
-        reward_model.worker = ""
-        reward_model.save(update_fields=["status", "worker"])
-        _enqueue(reward_model.pk)
-        reaped.append(reward_model.pk)
-    return reaped
+    return jobs_reap_stale(RewardModel, stale_after=stale_after, enqueue=_enqueue, now=now)

@@ -3,9 +3,9 @@
 from celery import shared_task
 from django.conf import settings
 
+from common.jobs import worker_name
 from rewards.services import TRAIN_TASK
 from rewards.training import train_project_reward_model
-from tuning.tasks import worker_name
 
 
 @shared_task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from common.jobs import beating
 from rewards.feedback import project_feedback
 from rewards.models import RewardModel
 from rewards.services import (
@@ -24,7 +25,6 @@ from trainer.reward_model.model import save_reward_model
 from trainer.reward_model.train import train_reward_model
 from trainer.train.config import from_dict
 from trainer.train.loops import pick_device
-from tuning.heartbeat import beating
 
 logger = logging.getLogger(__name__)
 

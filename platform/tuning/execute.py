@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from django.conf import settings
 
+from common.jobs import beating
 from trainer.models.pix2seq import Pix2SeqModel
 from trainer.reward_model.model import load_reward_model
 from trainer.reward_model.reward import LearnedRewardTask
@@ -30,7 +31,6 @@ from trainer.train.data import eval_source
 from trainer.train.evaluate import best_decoding, evaluate_model
 from trainer.train.loops import RunResult, tune
 from tuning.configs import data_config_from, data_dir_path, tune_config_from
-from tuning.heartbeat import beating
 from tuning.models import RewardKind, TuningRun
 from tuning.samples import before_after_samples
 from tuning.services import (

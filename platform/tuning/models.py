@@ -11,8 +11,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from common.jobs import Job
 from projects.models import ModelVersion, Project
-from rewards.models import JobStatus, RewardModel
+from rewards.models import RewardModel
 
 
 class RewardKind(models.TextChoices):
@@ -20,7 +21,7 @@ class RewardKind(models.TextChoices):
     LEARNED = "learned", "A learned reward model"
 
 
-class TuningRun(models.Model):
+class TuningRun(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tuning_runs")
     start_version = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, related_name="tuning_runs",
@@ -37,13 +38,10 @@ class TuningRun(models.Model):
     save_every = models.PositiveIntegerField(
         default=50, help_text="Steps between checkpoints: the most work a dead worker loses."
     )
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     step = models.PositiveIntegerField(default=0, help_text="Steps done.")
     total_steps = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=255, blank=True)
+    # Overrides Job's `attempts` only to keep this help text, which RewardModel's lacks.
     attempts = models.PositiveIntegerField(default=0, help_text="Executions started.")
-    error = models.TextField(blank=True)
     samples = models.JSONField(
         default=list, blank=True,
         help_text="Held-out images with the starting and the tuned model's outputs.",
@@ -57,7 +55,6 @@ class TuningRun(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

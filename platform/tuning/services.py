@@ -11,14 +11,21 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from rest_framework import status
 
 from common.errors import ApplicationError
-from config.celery import app as celery_app
+from common.jobs import (
+    FINISHED,
+    JobStatus,
+    job_claim,
+    job_enqueue,
+    job_fail,
+    job_heartbeat,
+    jobs_reap_stale,
+)
 from projects.models import ModelVersion, Project, VisionTask
-from rewards.models import FINISHED, JobStatus, RewardModel
+from rewards.models import RewardModel
 from trainer.train.checkpoint import CheckpointError, load_checkpoint
 from trainer.train.config import TuneConfig
 from tuning.configs import data_config_from, tune_config_from
@@ -35,9 +42,8 @@ class RunTakenOver(Exception):
     """The reaper gave the run to another worker (this one was presumed dead): stop quietly."""
 
 
-def _enqueue(run: TuningRun) -> None:
-    run_id = run.pk
-    transaction.on_commit(lambda: celery_app.send_task(RUN_TASK, args=[run_id]))
+def _enqueue(run_id: int) -> None:
+    job_enqueue(RUN_TASK, run_id)
 
 
 def _conflict(message: str) -> ApplicationError:
@@ -133,7 +139,7 @@ def tuning_run_launch(
         config=config, data_config=data or {}, save_every=save_every,
         total_steps=tune.steps, created_by=created_by,
     )
-    _enqueue(run)
+    _enqueue(run.pk)
     # Where no beat runs (`make run`), a launch is another moment to requeue dead workers' runs.
     reap_stale_runs(stale_after=timedelta(seconds=settings.TUNELAB_RUN_STALE_S))
     return run
@@ -162,32 +168,18 @@ def tuning_run_retry(*, run: TuningRun) -> TuningRun:
     run.worker = ""
     run.finished_at = None
     run.save(update_fields=["status", "error", "worker", "finished_at"])
-    _enqueue(run)
+    _enqueue(run.pk)
     return run
-
-
-def _is_fresh(run: TuningRun, now: datetime, stale_after: timedelta) -> bool:
-    return run.heartbeat_at is not None and run.heartbeat_at > now - stale_after
 
 
 @transaction.atomic
 def tuning_run_claim(*, run_id: int, worker: str, stale_after: timedelta) -> TuningRun | None:
     """Mark the run as this worker's, or None when there is nothing to do: the run is gone or
     finished, or another worker is alive on it (a message delivered twice)."""
-    run = TuningRun.objects.select_for_update().filter(pk=run_id).first()
-    now = timezone.now()
-    if run is None or run.status in FINISHED:
-        return None
-    if run.status == JobStatus.RUNNING and run.worker != worker and _is_fresh(
-        run, now, stale_after
-    ):
-        return None
-    run.status = JobStatus.RUNNING
-    run.worker = worker
-    run.attempts += 1
-    run.heartbeat_at = now
-    run.started_at = run.started_at or now
-    run.save(update_fields=["status", "worker", "attempts", "heartbeat_at", "started_at"])
+    run = job_claim(TuningRun, pk=run_id, worker=worker, stale_after=stale_after)
+    if run is not None and run.started_at is None:
+        run.started_at = run.heartbeat_at  # the claim's time: when the first attempt began
+        run.save(update_fields=["started_at"])
     return run
 
 
@@ -218,10 +210,7 @@ def tuning_step_record(*, run_id: int, worker: str, step: int, metrics: dict) ->
 
 def tuning_run_heartbeat(*, run_id: int, worker: str) -> bool:
     """Say this worker is alive on the run; False when it no longer owns it."""
-    return bool(
-        TuningRun.objects.filter(pk=run_id, worker=worker, status=JobStatus.RUNNING)
-        .update(heartbeat_at=timezone.now())
-    )
+    return job_heartbeat(TuningRun, pk=run_id, worker=worker)
 
 
 @transaction.atomic
@@ -248,28 +237,12 @@ def tuning_run_succeed(
     return version
 
 
-@transaction.atomic
 def tuning_run_fail(*, run_id: int, worker: str, error: str) -> None:
     """Record why the run failed (only while this worker owns it)."""
-    TuningRun.objects.filter(pk=run_id, worker=worker, status=JobStatus.RUNNING).update(
-        status=JobStatus.FAILED, error=error, finished_at=timezone.now()
-    )
+    job_fail(TuningRun, pk=run_id, worker=worker, error=error)
 
 
-@transaction.atomic
 def reap_stale_runs(*, stale_after: timedelta, now: datetime | None = None) -> list[int]:
     """Requeue running runs whose worker stopped beating (killed, machine lost): each resumes
     from its checkpoint on the next free worker. Returns their ids."""
-    now = now or timezone.now()
-    stale = TuningRun.objects.select_for_update(skip_locked=True).filter(
-        Q(heartbeat_at__lt=now - stale_after) | Q(heartbeat_at__isnull=True),
-        status=JobStatus.RUNNING,
-    )
-    reaped = []
-    for run in stale:
-        run.status = JobStatus.QUEUED
-        run.worker = ""
-        run.save(update_fields=["status", "worker"])
-        _enqueue(run)
-        reaped.append(run.pk)
-    return reaped
+    return jobs_reap_stale(TuningRun, stale_after=stale_after, enqueue=_enqueue, now=now)

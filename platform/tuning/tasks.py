@@ -7,25 +7,19 @@ requeued even when no new run is launched.
 """
 
 import logging
-import os
-import socket
 from datetime import timedelta
 
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from common.jobs import worker_name
 from rewards.services import reap_stale_reward_models
 from tuning.candidates import GENERATE_TASK, generate_candidates
 from tuning.execute import execute_run
 from tuning.services import RUN_TASK, reap_stale_runs
 
 logger = logging.getLogger(__name__)
-
-
-def worker_name() -> str:
-    """Host and process: a restarted worker on the same host is a different worker."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @shared_task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True)
