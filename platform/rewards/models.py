@@ -9,7 +9,6 @@ from django.conf import settings
 from django.db import models
 
 from common.jobs import Job
-from common.jobs import JobStatus as JobStatus  # re-exported: its home before common.jobs
 from projects.models import Project
 
 

@@ -5,9 +5,10 @@ ModelVersion, and its outputs become new candidates and tasks to rate."""
 import pytest
 from django.core.management import call_command
 
+from common.jobs import JobStatus
 from labeling.models import Comparison, Task
 from projects.models import Candidate
-from rewards.models import JobStatus, RewardModel
+from rewards.models import RewardModel
 from rewards.services import reward_model_launch
 from tests.integration.tuning_support import (
     TINY_DATA,

@@ -12,8 +12,8 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image
 
+from common.jobs import JobStatus
 from config.celery import app as celery_app
-from rewards.models import JobStatus
 from tests.integration.tuning_support import (
     shapes_project,
     tiny_tune_config,

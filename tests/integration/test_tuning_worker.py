@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from rewards.models import JobStatus
+from common.jobs import JobStatus
 from tests.integration.tuning_support import (
     TINY_DATA,
     shapes_project,

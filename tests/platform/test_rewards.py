@@ -5,10 +5,11 @@ import pytest
 import torch
 from rest_framework import status
 
+from common.jobs import JobStatus
 from config.celery import app as celery_app
 from projects.models import RatingMode
 from rewards.feedback import project_feedback
-from rewards.models import JobStatus, RewardModel
+from rewards.models import RewardModel
 from rewards.services import TRAIN_TASK, reward_model_launch
 from rewards.training import train_project_reward_model
 from tests.integration.tuning_support import add_feedback, shapes_project

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from common.jobs import JobStatus, beating
 from config.celery import app as celery_app
 from projects.models import Role
 from projects.services import membership_set
-from rewards.models import JobStatus
 from rewards.services import reward_model_launch
 from rewards.training import train_project_reward_model
 from tests.integration.tuning_support import (
@@ -26,7 +26,6 @@ from tests.integration.tuning_support import (
 from trainer.train.checkpoint import load_checkpoint
 from tuning import execute
 from tuning.execute import execute_run, run_checkpoint_name
-from tuning.heartbeat import beating
 from tuning.models import TuningRun, TuningStep
 from tuning.services import (
     reap_stale_runs,
