@@ -20,7 +20,6 @@ points of a cumulative-logit (ordinal) link; see `losses.ordinal_nll`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from torch import Tensor, nn
 
 from trainer.reward_model.config import RATING_LEVELS, RewardModelConfig
 from trainer.reward_model.encoders import BoxOutputs, box_windows, output_encoder
-from trainer.train.checkpoint import CheckpointError
+from trainer.train.checkpoint import CheckpointError, read_payload, write_payload
 from trainer.train.config import from_dict, to_dict
 
 FORMAT = "tunelab-reward-model/1"
@@ -181,17 +180,12 @@ class RewardModel(nn.Module):
 
 def save_reward_model(path: str | Path, model: RewardModel, metrics: dict[str, Any]) -> None:
     """Write the model, its config and its held-out metrics atomically (temporary + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    write_payload(path, {
         "format": FORMAT,
         "config": to_dict(model.config),
         "metrics": metrics,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    })
 
 
 def load_reward_model(
@@ -199,15 +193,7 @@ def load_reward_model(
 ) -> tuple[RewardModel, dict[str, Any]]:
     """A saved model (in eval mode) and its metrics; `CheckpointError` with a one-line reason
     for a missing, unreadable or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"reward model not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise CheckpointError(f"cannot read reward model {path}: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a Tunelab reward model")
+    payload = read_payload(path, format=FORMAT, what="reward model")
     try:
         model = RewardModel(from_dict(RewardModelConfig, payload["config"]))
         model.load_state_dict(payload["model"])

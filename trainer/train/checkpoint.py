@@ -47,6 +47,30 @@ class Checkpoint:
         return model.to(device), task
 
 
+def write_payload(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write atomically (a temporary file renamed), so an interrupted save leaves the old one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_payload(path: str | Path, *, format: str, what: str) -> dict[str, Any]:
+    """The dict saved at `path` in `format`, or `CheckpointError` with a one-line reason for a
+    missing, unreadable or foreign file (`what` names the kind of file in the message)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise CheckpointError(f"cannot read {what} {path}: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != format:
+        raise CheckpointError(f"{path} is not a Tunelab {what}")
+    return payload
+
+
 def save_checkpoint(
     path: str | Path,
     *,
@@ -60,8 +84,6 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> None:
     """Write atomically (a temporary file renamed), so an interrupted save leaves the old one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "model_config": to_dict(model.config),
@@ -74,22 +96,12 @@ def save_checkpoint(
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_payload(path, payload)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint written by `save_checkpoint` (see the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a Tunelab detection checkpoint")
+    payload = read_payload(path, format=FORMAT, what="checkpoint")
     try:
         return Checkpoint(
             model_config=from_dict(ModelConfig, payload["model_config"]),
