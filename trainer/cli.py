@@ -3,6 +3,8 @@
     python -m trainer pretrain --name shapes [--data DIR] [--config steps=8000 d_model=128]
     python -m trainer pretrain --checkpoint runs/shapes/pretrain.pt    # resume
     python -m trainer tune --checkpoint runs/shapes/pretrain.pt [--config lr=1e-4]
+        [--reward-model rm.pt [--reward-scale S]]
+    python -m trainer tune --checkpoint runs/shapes/tune.pt --reference runs/shapes/pretrain.pt
     python -m trainer eval --checkpoint runs/shapes/tune.pt [--data DIR] [--out results.json]
     python -m trainer sample --checkpoint runs/shapes/tune.pt --out samples.json [--n 4]
     python -m trainer bench detection [--quick]
@@ -104,11 +106,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from trainer.reward_model.model import load_reward_model
     from trainer.train.checkpoint import load_checkpoint
     from trainer.train.loops import tune
     from trainer.train.metrics import MetricsLog
 
     pretrained = load_checkpoint(args.checkpoint)
+    reward_model = load_reward_model(args.reward_model)[0] if args.reward_model else None
+    reference = load_checkpoint(args.reference) if args.reference else None
     base = from_dict(TuneConfig, pretrained.run_config) if pretrained.stage == "tune" \
         else TuneConfig()
     task, data, run = _split_overrides(_parse_overrides(args.config), pretrained.task_config,
@@ -120,7 +125,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     data = _data_config(args, data)
     run_dir = _run_dir(args, "tune")
     out = Path(args.save) if args.save else run_dir / "tune.pt"
-    result = tune(pretrained, data, run, checkpoint_path=out,
+    result = tune(pretrained, data, run, checkpoint_path=out, reward_model=reward_model,
+                  reward_scale=args.reward_scale, reference=reference,
                   log=MetricsLog(run_dir / "metrics.jsonl"), progress=not args.quiet)
     print(json.dumps({"checkpoint": str(out), "tune_s": round(result.seconds, 1),
                       "step_s": round(result.step_s, 4)}))
@@ -192,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--runs", default="runs", help="folder of runs (default runs)")
         p.add_argument("--save", help="checkpoint to write (default RUNS/NAME/{name}.pt)")
         p.set_defaults(fn=fn)
+        if name == "tune":
+            p.add_argument("--reward-model", help="score samples with this learned reward "
+                                                  "model instead of the metric")
+            p.add_argument("--reward-scale", type=float, default=1.0,
+                           help="multiplies the reward model's score (default 1)")
+            p.add_argument("--reference", help="KL reference policy (kl_coef > 0); needed when "
+                                               "resuming a tune checkpoint: its starting one")
     p = commands.add_parser("eval", help="COCO mAP/AP50/AR@100 of a checkpoint")
     common(p, True)
     p.add_argument("--out", help="write the detections as a COCO results JSON")

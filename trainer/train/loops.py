@@ -16,6 +16,8 @@ import torch
 from tqdm import tqdm
 
 from trainer.models.pix2seq import Pix2SeqModel
+from trainer.reward_model.model import RewardModel
+from trainer.reward_model.reward import LearnedRewardTask
 from trainer.tasks.detection import DetectionTask
 from trainer.train.checkpoint import Checkpoint, save_checkpoint
 from trainer.train.config import (
@@ -133,11 +135,21 @@ def tune(
     config: TuneConfig,
     *,
     checkpoint_path: str | Path,
+    reward_model: RewardModel | None = None,
+    reward_scale: float = 1.0,
+    reference: Checkpoint | None = None,
     log: MetricsLog | None = None,
     progress: bool = True,
     save_every: int = 200,
 ) -> RunResult:
-    """REINFORCE tuning of a checkpoint on the train split (a stretch MLE did not use)."""
+    """REINFORCE tuning of a checkpoint on the train split (a stretch MLE did not use).
+
+    With `reward_model`, samples are scored by it (times `reward_scale`) instead of the metric,
+    which is still logged beside it as `metric_reward`. `reference` is the policy the KL
+    penalty (`kl_coef > 0`) anchors to: by default `pretrained` itself, which is right when
+    tuning starts; resuming a "tune"-stage checkpoint with `kl_coef > 0` requires the original
+    starting checkpoint here (the resumed weights have already moved), else ValueError.
+    """
     _set_threads(config.threads)
     device = pick_device()
     torch.manual_seed(config.seed)
@@ -146,9 +158,9 @@ def tune(
     position = pretrained.run_config.get("stream_position", 0) if resumed else 0
     stream = TrainStream(data, "train", seed=config.seed, start=position)
     model, task = pretrained.build(device)
-    reference = None
-    if config.kl_coef > 0:
-        reference = copy.deepcopy(model).eval().requires_grad_(False)
+    policy_task = task if reward_model is None else LearnedRewardTask(
+        task, reward_model.to(device), scale=reward_scale)
+    frozen = _reference_policy(model, pretrained, reference, config, device)
     optimizer = make_optimizer(model, config.lr, 0.0)
     if resumed and pretrained.optimizer:
         optimizer.load_state_dict(pretrained.optimizer)
@@ -172,7 +184,7 @@ def tune(
         for group in optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
         batch = stream.next_batch(config.batch_size, model.config.image_size).to(device)
-        metrics = reinforce_step(model, optimizer, task, batch, config, sampler, reference)
+        metrics = reinforce_step(model, optimizer, policy_task, batch, config, sampler, frozen)
         times.append(time.perf_counter() - tick)
         if step % config.log_every == 0 or step == config.steps - 1:
             log.write("tune", step, lr=optimizer.param_groups[0]["lr"], **metrics)
@@ -183,6 +195,28 @@ def tune(
     save(done)
     return RunResult(model, task, pretrained.class_names, time.perf_counter() - began,
                      _timed_mean(times), done)
+
+
+def _reference_policy(
+    model: Pix2SeqModel,
+    pretrained: Checkpoint,
+    reference: Checkpoint | None,
+    config: TuneConfig,
+    device: torch.device,
+) -> Pix2SeqModel | None:
+    """The frozen policy of the KL penalty, or None when there is no penalty."""
+    if config.kl_coef <= 0:
+        return None
+    if reference is None:
+        if pretrained.stage == "tune":
+            raise ValueError("resuming a tune checkpoint with kl_coef > 0 needs the starting "
+                             "checkpoint as the KL reference (CLI: --reference PATH)")
+        return copy.deepcopy(model).eval().requires_grad_(False)
+    if reference.model_config != pretrained.model_config or \
+            reference.class_names != pretrained.class_names:
+        raise ValueError("the KL reference checkpoint's model differs from the tuned one")
+    frozen, _ = reference.build(device)
+    return frozen.eval().requires_grad_(False)
 
 
 def _with_position(config: PretrainConfig | TuneConfig, position: int) -> dict:
