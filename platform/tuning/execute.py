@@ -18,13 +18,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import torch
 from django.conf import settings
 
 from common.jobs import beating
-from trainer.models.pix2seq import Pix2SeqModel
-from trainer.reward_model.model import load_reward_model
-from trainer.reward_model.reward import LearnedRewardTask
+from trainer.reward_model.model import RewardModel, load_reward_model
 from trainer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from trainer.train.config import DataConfig
 from trainer.train.data import eval_source
@@ -78,39 +75,26 @@ def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclasses.dataclass
-class LearnedRewardCheckpoint(Checkpoint):
-    """A policy checkpoint whose task scores samples with a learned reward model.
-
-    `tune` builds its model and task with `Checkpoint.build`; building them here wraps the
-    task in the reward model's `LearnedRewardTask` (the metric is still computed beside the
-    learned reward and logged as `metric_reward`, so reward hacking shows on the curves).
-    """
-
-    reward_model_path: str = ""
-
-    def build(self, device: torch.device | str = "cpu") -> tuple[Pix2SeqModel, Any]:
-        model, task = super().build(device)
-        reward_model, _ = load_reward_model(self.reward_model_path, device)
-        return model, LearnedRewardTask(task, reward_model)
-
-
-def _starting_point(run: TuningRun, own: Path) -> Checkpoint:
-    """The run's own checkpoint if an earlier attempt saved one, else the starting version's;
-    with the run's reward model when it tunes against one."""
-    checkpoint = None
+def _starting_point(run: TuningRun, own: Path) -> tuple[Checkpoint, Checkpoint]:
+    """Where training starts (the run's own checkpoint if an earlier attempt saved one, else
+    the starting version's) and the starting version's checkpoint, the KL reference."""
+    start = load_checkpoint(run.start_version.checkpoint.path)
     if own.is_file():
         try:
             checkpoint = load_checkpoint(own)
         except CheckpointError:
             logger.warning("run %s: unreadable checkpoint %s, starting over", run.pk, own)
-    if checkpoint is None or checkpoint.stage != "tune":
-        checkpoint = load_checkpoint(run.start_version.checkpoint.path)
-    if run.reward == RewardKind.LEARNED:
-        fields = {f.name: getattr(checkpoint, f.name) for f in dataclasses.fields(Checkpoint)}
-        return LearnedRewardCheckpoint(**fields,
-                                       reward_model_path=run.reward_model.file.path)
-    return checkpoint
+        else:
+            if checkpoint.stage == "tune":
+                return checkpoint, start
+    return start, start
+
+
+def _reward_model(run: TuningRun) -> RewardModel | None:
+    """The run's learned reward model, or None when it tunes on the metric."""
+    if run.reward != RewardKind.LEARNED:
+        return None
+    return load_reward_model(run.reward_model.file.path)[0]
 
 
 def _data_config(run: TuningRun) -> DataConfig:
@@ -148,7 +132,9 @@ def execute_run(run_id: int, *, worker: str, heartbeat_s: float | None = None) -
         with beating(alive, heartbeat_s, name=f"heartbeat-run-{run.pk}"):
             config = tune_config_from(run.config)
             data = _data_config(run)
-            result = tune(_starting_point(run, own), data, config, checkpoint_path=own,
+            begin, reference = _starting_point(run, own)
+            result = tune(begin, data, config, checkpoint_path=own,
+                          reward_model=_reward_model(run), reference=reference,
                           log=RunLog(run.pk, worker), progress=False, save_every=run.save_every)
             metrics, samples = _results(run, result, data)
         tuning_run_succeed(run_id=run.pk, worker=worker, checkpoint_name=name, metrics=metrics,
