@@ -3,6 +3,8 @@ bad arguments end with one line and status 2."""
 
 import json
 
+import pytest
+
 from trainer.reward_model.__main__ import main
 from trainer.reward_model.model import load_reward_model
 
@@ -27,3 +29,11 @@ def test_bad_arguments_end_with_one_line(capsys):
     assert "width must be a multiple of 8" in capsys.readouterr().err
     assert main(["--noise", "-1"]) == 2
     assert "noise" in capsys.readouterr().err
+
+
+def test_help_lists_the_config_fields(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "lr: peak AdamW learning rate (linear warmup, cosine decay to 10%)" in text

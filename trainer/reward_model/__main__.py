@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the data")
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="RewardModelConfig fields: " + "; ".join(
-                            f"{k}: {v}" for k, v in help_for(RewardModelConfig).items()))
+                            # argparse %-formats help: a literal % must be doubled.
+                            f"{k}: {v}" for k, v in help_for(RewardModelConfig).items()
+                        ).replace("%", "%%"))
     parser.add_argument("--out", help="save the trained model here")
     args = parser.parse_args(argv)
     try:
