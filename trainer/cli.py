@@ -1,6 +1,7 @@
 """Command line: `python -m trainer pretrain|tune|eval|sample|bench ...`.
 
     python -m trainer pretrain --name shapes [--data DIR] [--config steps=8000 d_model=128]
+    python -m trainer pretrain --task captioning|colorization --name caps    # Synthetic Shapes
     python -m trainer pretrain --checkpoint runs/shapes/pretrain.pt    # resume
     python -m trainer tune --checkpoint runs/shapes/pretrain.pt [--config lr=1e-4]
         [--reward-model rm.pt [--reward-scale S]]
@@ -79,6 +80,7 @@ def _run_dir(args: argparse.Namespace, default: str) -> Path:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    from trainer.tasks.registry import task_entry
     from trainer.train.checkpoint import load_checkpoint
     from trainer.train.loops import pretrain
     from trainer.train.metrics import MetricsLog
@@ -88,17 +90,26 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if resume:
         if resume.stage != "pretrain":
             raise UsageError(f"{args.checkpoint} is a {resume.stage} checkpoint, not pretrain")
+        if args.task and args.task != resume.task_name:
+            raise UsageError(f"{args.checkpoint} is a {resume.task_name} checkpoint, "
+                             f"not {args.task}")
+        task_name = resume.task_name
         model, task = resume.model_config, resume.task_config
         data = from_dict(DataConfig, resume.data_config)
         run = from_dict(PretrainConfig, resume.run_config)
     else:
-        model, task, data, run = ModelConfig(), DetectionTaskConfig(), DataConfig(), \
+        task_name = args.task or "detection"
+        entry = task_entry(task_name)
+        model, task, data, run = entry.model_config(), entry.task_config(), DataConfig(), \
             PretrainConfig()
+    if args.data and task_entry(task_name).shapes_only:
+        raise UsageError(f"--data: {task_name} trains on Synthetic Shapes only")
     model, task, data, run = _split_overrides(overrides, model, task, data, run)
     data = _data_config(args, data)
     run_dir = _run_dir(args, "pretrain")
     out = Path(args.save) if args.save else run_dir / "pretrain.pt"
-    result = pretrain(model, task, data, run, checkpoint_path=out, resume=resume,
+    result = pretrain(model, task, data, run, checkpoint_path=out, task_name=task_name,
+                      resume=resume,
                       log=MetricsLog(run_dir / "metrics.jsonl"), progress=not args.quiet)
     print(json.dumps({"checkpoint": str(out), "pretrain_s": round(result.seconds, 1),
                       "step_s": round(result.step_s, 4)}))
@@ -119,7 +130,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     task, data, run = _split_overrides(_parse_overrides(args.config), pretrained.task_config,
                                        from_dict(DataConfig, pretrained.data_config), base)
     fixed = ("coord_bins", "conf_bins", "max_boxes")  # they shape the model's vocabulary
-    if any(getattr(task, f) != getattr(pretrained.task_config, f) for f in fixed):
+    if pretrained.task_name == "detection" and \
+            any(getattr(task, f) != getattr(pretrained.task_config, f) for f in fixed):
         raise UsageError(f"{', '.join(fixed)} are fixed by the checkpoint's model")
     pretrained.task_config = task  # the reward's settings (duplicate_penalty, ...) may change
     data = _data_config(args, data)
@@ -198,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--runs", default="runs", help="folder of runs (default runs)")
         p.add_argument("--save", help="checkpoint to write (default RUNS/NAME/{name}.pt)")
         p.set_defaults(fn=fn)
+        if name == "pretrain":
+            p.add_argument("--task", choices=["detection", "captioning", "colorization"],
+                           help="what to learn (default detection; a resumed run keeps its "
+                                "checkpoint's)")
         if name == "tune":
             p.add_argument("--reward-model", help="score samples with this learned reward "
                                                   "model instead of the metric")

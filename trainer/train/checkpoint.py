@@ -1,9 +1,10 @@
 """Checkpoints that carry their configs, so any one can be evaluated or resumed alone.
 
-A checkpoint is a `torch.save`d dict: the model, task and run configs (plain dicts), the class
-names, the stage ("pretrain" or "tune"), the step reached, the model weights and, for resuming,
-the optimiser state and the stream position. `load_checkpoint` raises `CheckpointError` with a
-one-line reason for a missing, unreadable or foreign file.
+A checkpoint is a `torch.save`d dict: the task's name (`trainer.tasks.registry`; "detection"
+when absent, as in checkpoints written before other tasks), the model, task and run configs
+(plain dicts), the class names, the stage ("pretrain" or "tune"), the step reached, the model
+weights and, for resuming, the optimiser state and the stream position. `load_checkpoint`
+raises `CheckpointError` with a one-line reason for a missing, unreadable or foreign file.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from trainer.models.pix2seq import Pix2SeqModel
-from trainer.tasks.detection import DetectionTask
-from trainer.train.config import DetectionTaskConfig, ModelConfig, from_dict, to_dict
+from trainer.tasks.registry import task_entry
+from trainer.train.config import DataConfig, from_dict, to_dict
+from trainer.train.data import shapes_config
 
 FORMAT = "tunelab-pix2seq-detection/1"
 
@@ -30,8 +32,8 @@ class CheckpointError(Exception):
 class Checkpoint:
     """A loaded checkpoint: rebuild the model with `build()`."""
 
-    model_config: ModelConfig
-    task_config: DetectionTaskConfig
+    model_config: Any  # the task's model config (registry)
+    task_config: Any  # the task's config (registry)
     class_names: tuple[str, ...]
     stage: str
     step: int
@@ -39,10 +41,13 @@ class Checkpoint:
     state: dict[str, Any]  # model weights
     optimizer: dict[str, Any] | None
     data_config: dict[str, Any]
+    task_name: str = "detection"
 
-    def build(self, device: torch.device | str = "cpu") -> tuple[Pix2SeqModel, DetectionTask]:
-        task = DetectionTask(self.task_config, len(self.class_names))
-        model = Pix2SeqModel(self.model_config, task.spec)
+    def build(self, device: torch.device | str = "cpu") -> tuple[nn.Module, Any]:
+        entry = task_entry(self.task_name)
+        shapes = shapes_config(from_dict(DataConfig, self.data_config))
+        task = entry.make_task(self.task_config, self.class_names, shapes)
+        model = entry.make_model(self.model_config, task.spec)
         model.load_state_dict(self.state)
         return model.to(device), task
 
@@ -74,18 +79,20 @@ def read_payload(path: str | Path, *, format: str, what: str) -> dict[str, Any]:
 def save_checkpoint(
     path: str | Path,
     *,
-    model: Pix2SeqModel,
-    task: DetectionTask,
+    model: nn.Module,
+    task: Any,
     class_names: tuple[str, ...],
     stage: str,
     step: int,
     run_config: Any,
     data_config: Any,
     optimizer: torch.optim.Optimizer | None = None,
+    task_name: str = "detection",
 ) -> None:
     """Write atomically (a temporary file renamed), so an interrupted save leaves the old one."""
     payload = {
         "format": FORMAT,
+        "task": task_name,
         "model_config": to_dict(model.config),
         "task_config": to_dict(task.config),
         "class_names": list(class_names),
@@ -103,9 +110,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint written by `save_checkpoint` (see the module docstring)."""
     payload = read_payload(path, format=FORMAT, what="checkpoint")
     try:
+        name = payload.get("task", "detection")
+        entry = task_entry(name)
         return Checkpoint(
-            model_config=from_dict(ModelConfig, payload["model_config"]),
-            task_config=from_dict(DetectionTaskConfig, payload["task_config"]),
+            task_name=name,
+            model_config=from_dict(entry.model_config, payload["model_config"]),
+            task_config=from_dict(entry.task_config, payload["task_config"]),
             class_names=tuple(payload["class_names"]),
             stage=payload["stage"],
             step=int(payload["step"]),

@@ -6,16 +6,16 @@ found that a fixed set of 4k scenes is memorised); evaluation uses a fixed, held
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from trainer.data.detection import (
-    DetectionBatch,
     DetectionExample,
     DetectionSource,
     ShapesStream,
     collate,
 )
-from trainer.data.shapes import ShapesConfig
+from trainer.data.shapes import Scene, ShapesConfig, generate_scene, scene_seed
 from trainer.data.sources import detection_source
 from trainer.train.config import DataConfig
 
@@ -31,12 +31,19 @@ def load_folder(data_dir: str) -> DetectionSource:
     return load_coco_dir(data_dir)
 
 
+Collate = Callable[[Sequence[Scene], int], Any]
+
+
 class TrainStream:
-    """Batches for training; `position` is saved in checkpoints to resume the stream."""
+    """Batches for training; `position` is saved in checkpoints to resume the stream.
+
+    Detection batches unless `batches_with` gives another task's collate.
+    """
 
     def __init__(self, data: DataConfig, split: str = "train", seed: int = 0, start: int = 0):
         self.source: DetectionSource | None = None
         self.shapes: ShapesStream | None = None
+        self.collate: Collate | None = None
         if data.data_dir:
             self.source = load_folder(data.data_dir)
             self.categories = self.source.categories
@@ -49,6 +56,14 @@ class TrainStream:
             self.shapes = ShapesStream(shapes_config(data), split, start + seed * 10**8)
             self.categories = self.shapes.categories
 
+    def batches_with(self, collate: Collate) -> None:
+        """Build batches with a task's `collate(scenes, image_size)` from the same Synthetic
+        Shapes scenes (captioning, colorization: their targets come from the scenes)."""
+        if self.shapes is None:
+            raise ValueError("only detection trains on a data folder; captioning and "
+                             "colorization train on Synthetic Shapes (leave out --data)")
+        self.collate = collate
+
     @property
     def position(self) -> int:
         return self.shapes.index % 10**8 if self.shapes else self._position
@@ -57,7 +72,13 @@ class TrainStream:
     def class_names(self) -> tuple[str, ...]:
         return tuple(str(c["name"]) for c in self.categories)
 
-    def next_batch(self, batch_size: int, image_size: int) -> DetectionBatch:
+    def next_batch(self, batch_size: int, image_size: int) -> Any:
+        if self.shapes is not None and self.collate is not None:
+            stream = self.shapes
+            scenes = [generate_scene(scene_seed(stream.split, stream.index + k), stream.config)
+                      for k in range(batch_size)]
+            stream.index += batch_size
+            return self.collate(scenes, image_size)
         if self.shapes is not None:
             return self.shapes.next_batch(batch_size, image_size)
         self._position += batch_size

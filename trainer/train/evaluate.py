@@ -4,11 +4,13 @@ A model is scored under several decoding settings (`DECODINGS`), so each model i
 its best: greedy decoding, or greedy with EOS forbidden until `max_boxes` boxes ("fill": more
 recall, the extra boxes ranked low by their scores); boxes scored by the class token's
 probability (Pix2seq) or by the confidence token (the predicted IoU the tuned model learns).
+Captioning and colorization checkpoints are scored by their task's own evaluation on the
+held-out Synthetic Shapes scenes (`evaluate_checkpoint` dispatches on the checkpoint's task).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -16,12 +18,14 @@ from tqdm import tqdm
 
 from trainer.data.coco import detections_to_coco_results, write_coco_results
 from trainer.data.detection import DetectionSource, collate
+from trainer.data.shapes import generate_scene, scene_seed
 from trainer.eval.detection_metrics import coco_detection_metrics
 from trainer.models.pix2seq import Pix2SeqModel
 from trainer.tasks.detection import Detections, DetectionTask, predict
+from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint
 from trainer.train.config import DataConfig
-from trainer.train.data import eval_source
+from trainer.train.data import eval_source, shapes_config
 from trainer.train.loops import pick_device
 
 # name -> (fill to max_boxes, score)
@@ -90,7 +94,11 @@ def evaluate_checkpoint(
     checkpoint: Checkpoint, data: DataConfig, decodings: Sequence[str], *,
     out: str | None = None, progress: bool = True,
 ) -> dict:
-    """`eval` command: metrics per decoding; `out` gets the results of the best one."""
+    """`eval` command: metrics per decoding; `out` gets the results of the best one.
+    Captioning and colorization: their task's metrics on the held-out scenes (no `out`)."""
+    evaluate = task_entry(checkpoint.task_name).evaluate_scenes
+    if evaluate is not None:
+        return _evaluate_on_scenes(checkpoint, data, evaluate, out=out)
     model, task = checkpoint.build(pick_device())
     source = eval_source(data)
     _check_categories(checkpoint, source)
@@ -104,12 +112,28 @@ def evaluate_checkpoint(
     return report
 
 
+def _evaluate_on_scenes(checkpoint: Checkpoint, data: DataConfig, evaluate: Callable, *,
+                        out: str | None) -> dict:
+    """The first `eval_images` scenes of the eval split, scored by the task's `evaluate`."""
+    if data.data_dir or out:
+        raise ValueError(f"{checkpoint.task_name} is evaluated on Synthetic Shapes only, "
+                         "without --data or --out")
+    model, task = checkpoint.build(pick_device())
+    scenes = [generate_scene(scene_seed(data.eval_split, i), shapes_config(data))
+              for i in range(data.eval_images)]
+    return {"task": checkpoint.task_name, "checkpoint_stage": checkpoint.stage,
+            "step": checkpoint.step, "images": len(scenes),
+            **evaluate(model, task, scenes)}
+
+
 def sample_checkpoint(
     checkpoint: Checkpoint, data: DataConfig, *, out: str, n: int, temperature: float,
     seed: int,
 ) -> int:
     """`sample` command: n sampled detection sets per image, scored by the confidence token
     (tuned) or class probability (pretrained), as one COCO results file; returns its size."""
+    if checkpoint.task_name != "detection":
+        raise ValueError(f"sample writes detections; {checkpoint.task_name} has none")
     model, task = checkpoint.build(pick_device())
     source = eval_source(data)
     _check_categories(checkpoint, source)

@@ -11,24 +11,18 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from trainer.models.pix2seq import Pix2SeqModel
 from trainer.reward_model.model import RewardModel
 from trainer.reward_model.reward import LearnedRewardTask
-from trainer.tasks.detection import DetectionTask
+from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint, save_checkpoint
-from trainer.train.config import (
-    DataConfig,
-    DetectionTaskConfig,
-    ModelConfig,
-    PretrainConfig,
-    TuneConfig,
-    to_dict,
-)
-from trainer.train.data import TrainStream
+from trainer.train.config import DataConfig, PretrainConfig, TuneConfig, to_dict
+from trainer.train.data import TrainStream, shapes_config
 from trainer.train.metrics import MetricsLog
 from trainer.train.mle import make_optimizer, mle_step, warmup_cosine
 from trainer.train.reinforce import reinforce_step
@@ -41,8 +35,8 @@ def pick_device() -> torch.device:
 
 @dataclass
 class RunResult:
-    model: Pix2SeqModel
-    task: DetectionTask
+    model: nn.Module
+    task: Any
     class_names: tuple[str, ...]
     seconds: float  # wall time of the loop
     step_s: float  # mean seconds per step (after the first few)
@@ -65,21 +59,26 @@ def _timed_mean(times: list[float]) -> float:
 
 
 def pretrain(
-    model_config: ModelConfig,
-    task_config: DetectionTaskConfig,
+    model_config: Any,
+    task_config: Any,
     data: DataConfig,
     config: PretrainConfig,
     *,
     checkpoint_path: str | Path,
+    task_name: str = "detection",
     resume: Checkpoint | None = None,
     log: MetricsLog | None = None,
     progress: bool = True,
     save_every: int = 1000,
 ) -> RunResult:
-    """MLE pretraining from scratch, or from `resume` (whose configs then apply)."""
+    """MLE pretraining of task `task_name` (`trainer.tasks.registry`, whose config classes
+    `model_config` and `task_config` are) from scratch, or from `resume` (whose task and
+    configs then apply)."""
     _set_threads(config.threads)
     device = pick_device()
     torch.manual_seed(config.seed)
+    task_name = resume.task_name if resume else task_name
+    entry = task_entry(task_name)
     start = resume.step if resume else 0
     position = resume.run_config.get("stream_position", 0) if resume else 0
     stream = TrainStream(data, "train", seed=config.seed, start=position)
@@ -87,8 +86,10 @@ def pretrain(
     if resume:
         model, task = resume.build(device)
     else:
-        task = DetectionTask(task_config, len(class_names))
-        model = Pix2SeqModel(model_config, task.spec).to(device)
+        task = entry.make_task(task_config, class_names, shapes_config(data))
+        model = entry.make_model(model_config, task.spec).to(device)
+    if entry.shapes_only:
+        stream.batches_with(task.collate)
     optimizer = make_optimizer(model, config.lr, config.weight_decay)
     if resume and resume.optimizer:
         optimizer.load_state_dict(resume.optimizer)
@@ -99,7 +100,7 @@ def pretrain(
         save_checkpoint(
             checkpoint_path, model=model, task=task, class_names=class_names, stage="pretrain",
             step=step, run_config=_with_position(config, stream.position), data_config=data,
-            optimizer=optimizer,
+            optimizer=optimizer, task_name=task_name,
         )
 
     times: list[float] = []
@@ -157,7 +158,11 @@ def tune(
     start = pretrained.step if resumed else 0
     position = pretrained.run_config.get("stream_position", 0) if resumed else 0
     stream = TrainStream(data, "train", seed=config.seed, start=position)
+    if reward_model is not None and pretrained.task_name != "detection":
+        raise ValueError(f"the learned reward scores detections, not {pretrained.task_name}")
     model, task = pretrained.build(device)
+    if task_entry(pretrained.task_name).shapes_only:
+        stream.batches_with(task.collate)
     policy_task = task if reward_model is None else LearnedRewardTask(
         task, reward_model.to(device), scale=reward_scale)
     frozen = _reference_policy(model, pretrained, reference, config, device)
@@ -171,7 +176,7 @@ def tune(
         save_checkpoint(
             checkpoint_path, model=model, task=task, class_names=pretrained.class_names,
             stage="tune", step=step, run_config=_with_position(config, stream.position),
-            data_config=data, optimizer=optimizer,
+            data_config=data, optimizer=optimizer, task_name=pretrained.task_name,
         )
 
     times: list[float] = []
@@ -198,12 +203,12 @@ def tune(
 
 
 def _reference_policy(
-    model: Pix2SeqModel,
+    model: nn.Module,
     pretrained: Checkpoint,
     reference: Checkpoint | None,
     config: TuneConfig,
     device: torch.device,
-) -> Pix2SeqModel | None:
+) -> nn.Module | None:
     """The frozen policy of the KL penalty, or None when there is no penalty."""
     if config.kl_coef <= 0:
         return None
