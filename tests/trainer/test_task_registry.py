@@ -1,5 +1,5 @@
-"""`pretrain --task`: captioning and colorization train, resume and evaluate through the same
-CLI and checkpoints as detection; checkpoints without a task name load as detection."""
+"""`pretrain --task`: captioning and colorization train, resume, evaluate and tune through the
+same CLI and checkpoints as detection; checkpoints without a task name load as detection."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def test_pretrain_resume_and_eval_a_shapes_task(task, tmp_path, capsys):
     assert report["task"] == task and report["images"] == 2
     assert all(isinstance(v, float) for k, v in report.items() if k not in
                ("task", "checkpoint_stage", "step", "images"))
+    assert main(["tune", "--checkpoint", str(tmp_path / "more.pt"), *args, "--config",
+                 "steps=1", "batch_size=2", "samples=2"]) == 0
+    tuned = load_checkpoint(tmp_path / task / "tune.pt")
+    assert tuned.task_name == task and tuned.stage == "tune"
 
 
 def test_shapes_tasks_refuse_a_data_folder(tiny_coco_dir, tmp_path, capsys):
