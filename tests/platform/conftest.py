@@ -27,6 +27,7 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config.celery import app as celery_app
 from labeling.models import Task
 from labeling.services import key_candidate_ids, tasks_create
 from projects.models import Project, RatingMode, Role
@@ -204,3 +205,11 @@ def annotator_api(api_client_for, annotator) -> APIClient:
 @pytest.fixture
 def outsider_api(api_client_for, outsider, other_project) -> APIClient:
     return api_client_for(outsider)
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[str, list]]:
+    """Tasks sent to the broker, recorded instead of sent."""
+    calls: list[tuple[str, list]] = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args: calls.append((name, args)))
+    return calls

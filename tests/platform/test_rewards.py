@@ -6,7 +6,6 @@ import torch
 from rest_framework import status
 
 from common.jobs import JobStatus
-from config.celery import app as celery_app
 from projects.models import RatingMode
 from rewards.feedback import project_feedback
 from rewards.models import RewardModel
@@ -20,12 +19,6 @@ pytestmark = pytest.mark.django_db
 TINY_RM = {"image_size": 32, "width": 8, "stages": 2, "steps": 3, "batch_size": 4,
            "eval_every": 3, "threads": 1}
 
-
-@pytest.fixture
-def sent(monkeypatch) -> list:
-    calls: list = []
-    monkeypatch.setattr(celery_app, "send_task", lambda name, args: calls.append((name, args)))
-    return calls
 
 
 @pytest.fixture

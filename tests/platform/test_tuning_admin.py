@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from config.celery import app as celery_app
 from rewards.models import RewardModel
 from tests.integration.tuning_support import (
     shapes_project,
@@ -17,12 +16,6 @@ from tuning.models import TuningRun
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def sent(monkeypatch) -> list:
-    calls: list = []
-    monkeypatch.setattr(celery_app, "send_task", lambda name, args: calls.append((name, args)))
-    return calls
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import pytest
 import torch
 from rest_framework import status
 
-from config.celery import app as celery_app
 from rewards.models import RewardModel
 from tests.integration.tuning_support import (
     TINY_DATA,
@@ -18,13 +17,6 @@ from tuning.services import RUN_TASK
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def sent(monkeypatch) -> list[tuple[str, list]]:
-    """Tasks sent to the broker (recorded instead of sent)."""
-    calls: list[tuple[str, list]] = []
-    monkeypatch.setattr(celery_app, "send_task", lambda name, args: calls.append((name, args)))
-    return calls
 
 
 @pytest.fixture

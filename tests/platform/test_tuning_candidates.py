@@ -5,7 +5,6 @@ field and nothing queued, and only project admins may ask."""
 import pytest
 from rest_framework import status
 
-from config.celery import app as celery_app
 from labeling.models import Task
 from projects.models import Candidate
 from tests.integration.tuning_support import add_feedback, shapes_project, version_with_checkpoint
@@ -13,12 +12,6 @@ from tuning.candidates import GENERATE_TASK, generate_candidates
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def sent(monkeypatch) -> list:
-    calls: list = []
-    monkeypatch.setattr(celery_app, "send_task", lambda name, args: calls.append((name, args)))
-    return calls
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from django.conf import settings
 
 from common.jobs import JobStatus, beating
-from config.celery import app as celery_app
 from projects.models import Role
 from projects.services import membership_set
 from rewards.services import reward_model_launch
@@ -34,18 +33,12 @@ from tuning.services import (
     tuning_run_retry,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
 
 
 class WorkerKilled(BaseException):
     """Stands for kill -9: nothing in the worker gets to handle it."""
 
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch) -> list:
-    calls: list = []
-    monkeypatch.setattr(celery_app, "send_task", lambda name, args: calls.append((name, args)))
-    return calls
 
 
 @pytest.fixture
