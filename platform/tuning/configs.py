@@ -17,12 +17,11 @@ from django.conf import settings
 
 from common.errors import ApplicationError
 from trainer.data.shapes import ShapesConfig
-from trainer.train.config import DataConfig, TuneConfig
+from trainer.train.config import BASELINES, CREDITS, DataConfig, TuneConfig
 
 Rule = tuple[Callable[[Any], bool], str]
 T = TypeVar("T")
 
-BASELINES = ("loo", "paper", "none")
 EVAL_SPLITS = ("val", "test")
 
 TUNE_RULES: dict[str, Rule] = {
@@ -30,6 +29,7 @@ TUNE_RULES: dict[str, Rule] = {
     "batch_size": (lambda v: v >= 1, "must be at least 1"),
     "samples": (lambda v: v >= 1, "must be at least 1"),
     "baseline": (lambda v: v in BASELINES, f"must be one of {', '.join(BASELINES)}"),
+    "credit": (lambda v: v in CREDITS, f"must be one of {', '.join(CREDITS)}"),
     "lr": (lambda v: 0 < v < 1, "must be above 0 and below 1"),
     "warmup": (lambda v: v >= 0, "must be 0 or more"),
     "temperature": (lambda v: v > 0, "must be above 0"),

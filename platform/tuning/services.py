@@ -114,6 +114,9 @@ def tuning_run_check(
         raise ApplicationError("save_every must be at least 1.", field="save_every")
     check_detection_checkpoint(project, start_version, "start_version")
     _check_reward(project, reward, reward_model)
+    if reward == RewardKind.LEARNED and tune.credit == "reward_to_go":
+        raise ApplicationError("A learned reward scores whole outputs: credit must be "
+                               "'sequence'.", field="config.credit")
     return tune
 
 

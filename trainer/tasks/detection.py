@@ -171,13 +171,33 @@ class DetectionTask:
     def reward(self, tokens: Tensor, batch, n: int) -> ScoredSamples:
         """Score n samples per image (image-major rows) against the batch's ground truth."""
         decoded = self.codec.decode(tokens)
-        out = detection_reward(
-            decoded.boxes, decoded.classes, decoded.valid,
+        out = self._reward(decoded.boxes, decoded.classes, decoded.valid, batch, n)
+        return ScoredSamples(reward=out.reward, pred_iou=out.pred_iou, decoded=decoded)
+
+    def rewards_to_go(self, tokens: Tensor, batch, n: int, scored: ScoredSamples) -> Tensor:
+        """(N, L) each token's reward-to-go: the sample's reward minus the reward that the boxes
+        before the token's box would get alone (so 0 for EOS and after)."""
+        decoded = scored.decoded
+        rows, k = decoded.valid.shape
+        positions = torch.arange(k + 1, device=tokens.device)
+        # Prefix j keeps boxes 0..j-1: (rows * (K+1), K) masks, scored in one batched call.
+        prefixes = (decoded.valid[:, None, :] & (positions[None, :k] < positions[:, None]))
+        before = self._reward(
+            decoded.boxes.repeat_interleave(k + 1, 0), decoded.classes.repeat_interleave(k + 1, 0),
+            prefixes.flatten(0, 1), batch, n * (k + 1),
+        ).reward.view(rows, k + 1)
+        to_go = scored.reward[:, None] - before  # (N, K+1): gained from box j on
+        per_box = to_go[:, :k].repeat_interleave(TOKENS_PER_BOX, dim=1)  # (N, 6K)
+        return torch.cat([per_box, to_go[:, k:]], dim=1)[:, : tokens.shape[1]]
+
+    def _reward(self, boxes: Tensor, classes: Tensor, valid: Tensor, batch, n: int):
+        """The paper's reward of decoded boxes, n rows per image of the batch."""
+        return detection_reward(
+            boxes, classes, valid,
             batch.boxes.repeat_interleave(n, 0), batch.classes.repeat_interleave(n, 0),
             batch.valid.repeat_interleave(n, 0),
             class_weights=self.class_weights, duplicate_penalty=self.config.duplicate_penalty,
         )
-        return ScoredSamples(reward=out.reward, pred_iou=out.pred_iou, decoded=decoded)
 
     def aux_loss(self, logits: Tensor, scored: ScoredSamples) -> Tensor:
         """Weighted cross-entropy of each valid box's confidence token toward its IoU target,

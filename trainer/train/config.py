@@ -14,6 +14,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+BASELINES = ("loo", "paper", "none")  # TuneConfig.baseline
+CREDITS = ("sequence", "reward_to_go")  # TuneConfig.credit
+
 
 def opt(default: Any, help: str) -> Any:
     """A dataclass field with a default and its one-line help."""
@@ -79,6 +82,9 @@ class TuneConfig:
     samples: int = opt(8, "N: samples drawn per image")
     baseline: str = opt("loo", "'loo': every sample, baseline = mean of the other N-1; "
                                "'paper': one sample per image, same baseline; 'none'")
+    credit: str = opt("sequence", "'sequence': every token of a sample is credited its whole "
+                                  "reward (the paper); 'reward_to_go': only the reward gained "
+                                  "from its box on (same expected gradient, less variance)")
     lr: float = opt(1e-4, "AdamW learning rate (constant after warmup)")
     warmup: int = opt(20, "warmup steps")
     temperature: float = opt(1.0, "sampling temperature during tuning")

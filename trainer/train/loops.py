@@ -21,7 +21,14 @@ from trainer.reward_model.model import RewardModel
 from trainer.reward_model.reward import LearnedRewardTask
 from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint, save_checkpoint
-from trainer.train.config import DataConfig, PretrainConfig, TuneConfig, to_dict
+from trainer.train.config import (
+    BASELINES,
+    CREDITS,
+    DataConfig,
+    PretrainConfig,
+    TuneConfig,
+    to_dict,
+)
 from trainer.train.data import TrainStream, shapes_config
 from trainer.train.metrics import MetricsLog
 from trainer.train.mle import make_optimizer, mle_step, warmup_cosine
@@ -165,6 +172,7 @@ def tune(
         stream.batches_with(task.collate)
     policy_task = task if reward_model is None else LearnedRewardTask(
         task, reward_model.to(device), scale=reward_scale)
+    _check_tune_config(config, policy_task)
     frozen = _reference_policy(model, pretrained, reference, config, device)
     optimizer = make_optimizer(model, config.lr, 0.0)
     if resumed and pretrained.optimizer:
@@ -200,6 +208,17 @@ def tune(
     save(done)
     return RunResult(model, task, pretrained.class_names, time.perf_counter() - began,
                      _timed_mean(times), done)
+
+
+def _check_tune_config(config: TuneConfig, task: Any) -> None:
+    """ValueError naming the setting when the run cannot do what `config` asks."""
+    if config.baseline not in BASELINES:
+        raise ValueError(f"baseline={config.baseline!r}: expected one of {', '.join(BASELINES)}")
+    if config.credit not in CREDITS:
+        raise ValueError(f"credit={config.credit!r}: expected one of {', '.join(CREDITS)}")
+    if config.credit == "reward_to_go" and not hasattr(task, "rewards_to_go"):
+        raise ValueError("credit='reward_to_go' needs a reward that adds up output by output "
+                         "(the detection metric); this reward scores whole outputs only")
 
 
 def _reference_policy(
