@@ -5,3 +5,8 @@ from django.apps import AppConfig
 
 class CommonConfig(AppConfig):
     name = "common"
+
+    def ready(self) -> None:
+        from common.plain_api import connect_signals
+
+        connect_signals()

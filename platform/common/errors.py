@@ -7,6 +7,7 @@ returns has the shape `{"detail": "...", "errors": {"field": ["message", ...]}}`
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -66,3 +67,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     elif isinstance(response.data, dict) and "detail" in response.data:
         response.data = {"detail": str(response.data["detail"]), "errors": {}}
     return response
+
+
+def error_body(exc: ApplicationError | Http404 | exceptions.APIException) -> tuple[int, dict]:
+    """(status, body) of an error outside DRF's views (common.plain_api), in the shape and with
+    the messages `exception_handler` gives DRF's views."""
+    if isinstance(exc, ApplicationError):
+        return exc.status_code, {"detail": exc.message, "errors": exc.errors}
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _field_errors(exc.detail)
+        return exc.status_code, {"detail": _first_message(errors, "Invalid input."),
+                                 "errors": errors}
+    return exc.status_code, {"detail": str(exc.detail), "errors": {}}

@@ -1,12 +1,15 @@
 """REST endpoints of the annotation queue: next task, answer, skip, undo, and quality.
 
 Each view validates its input with a serializer, calls one service or selector, and serializes
-the result; the rules live in labeling.services.
+the result; the rules live in labeling.services. Next task and answer, an annotator's every
+step, are served by the plain views of labeling.views (same contracts, a fraction of the CPU);
+their classes here document them in the OpenAPI schema, and their serializers check the input
+those views do not take as plain.
 """
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,7 +18,7 @@ from common.permissions import ADMINS, ANNOTATORS, project_for
 from labeling.models import Assignment, Comparison, Rating
 from labeling.quality import project_quality
 from labeling.selectors import task_for, task_screen
-from labeling.services import answer_submit, answer_undo, next_task_for, task_skip
+from labeling.services import answer_undo, task_skip
 from projects.models import Project, RatingMode
 
 # --- Serializers ----------------------------------------------------------------------------
@@ -80,6 +83,14 @@ class AnswerOutput(serializers.Serializer):
         return {"ranking": stored.ranking}
 
 
+class AnswerWithNextOutput(AnswerOutput):
+    next_task = TaskOutput(
+        allow_null=True,
+        help_text="The caller's next task, leased as next-task would (not `after`); null when "
+                  "the queue is empty for them.",
+    )
+
+
 class SkipOutput(serializers.Serializer):
     task = serializers.IntegerField()
     status = serializers.CharField()
@@ -119,36 +130,29 @@ def _screen(request: Request, assignment: Assignment, project: Project) -> Respo
 
 
 class NextTaskApi(APIView):
+    """Documents GET next-task; labeling.views.next_task serves it."""
+
     @extend_schema(
         parameters=[NextTaskInput],
         responses={200: TaskOutput, 204: OpenApiResponse(description="No task left for you.")},
         summary="Lease the caller's next task",
     )
     def get(self, request: Request, project_id: int) -> Response:
-        query = NextTaskInput(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        project = project_for(request.user, project_id, roles=ANNOTATORS)
-        assignment = next_task_for(
-            user=request.user, project=project, after=query.validated_data.get("after")
-        )
-        if assignment is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return _screen(request, assignment, project)
+        raise NotImplementedError("served by labeling.views.next_task")
 
 
 class AnswerApi(APIView):
+    """Documents POST answer; labeling.views.answer serves it."""
+
     @extend_schema(
         request=AnswerInput,
-        responses={201: AnswerOutput, 200: AnswerOutput},
-        summary="Answer a leased task (the same idempotency key again returns the first answer)",
+        parameters=[NextTaskInput],
+        responses={201: AnswerWithNextOutput, 200: AnswerWithNextOutput},
+        summary="Answer a leased task and get the next one (the same idempotency key again "
+                "returns the first answer)",
     )
     def post(self, request: Request, task_id: int) -> Response:
-        body = AnswerInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        task = task_for(request.user, task_id, roles=ANNOTATORS)
-        stored, created = answer_submit(user=request.user, task=task, **body.validated_data)
-        return Response(AnswerOutput(stored).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        raise NotImplementedError("served by labeling.views.answer")
 
 
 class SkipApi(APIView):

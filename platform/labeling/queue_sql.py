@@ -1,19 +1,28 @@
-"""The queue's hot statements, written in SQL because they run on every next-task request.
+"""The queue's hot statements, in SQL because they run for every answer.
 
 Building these queries with the ORM (Exists, Subquery, annotations) cost more CPU than running
-them; the SQL is the same the ORM produced, readable in one place, and runs on PostgreSQL and
-SQLite. `FOR UPDATE ... SKIP LOCKED` is added where the database has it (PostgreSQL); SQLite's
-IMMEDIATE transactions serialise writers instead.
+them. Each runs on PostgreSQL and SQLite; `FOR UPDATE ... SKIP LOCKED` is added where the
+database has it (PostgreSQL), SQLite's IMMEDIATE transactions serialise writers instead. Storing
+an answer is one statement on PostgreSQL (a data-modifying CTE) and three in one transaction on
+SQLite, which has no data-modifying CTEs.
 """
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
 
-from labeling.models import Assignment, AssignmentStatus, Task
+from labeling.models import Assignment, AssignmentStatus, Task, TaskCandidate
+from projects.models import Candidate, Item, Membership, Project
 
 TASK = Task._meta.db_table
 ASSIGNMENT = Assignment._meta.db_table
+SLOT = TaskCandidate._meta.db_table
+CANDIDATE = Candidate._meta.db_table
+ITEM = Item._meta.db_table
+PROJECT = Project._meta.db_table
+MEMBERSHIP = Membership._meta.db_table
 LEASED = AssignmentStatus.LEASED.value
 ANSWERED = AssignmentStatus.ANSWERED.value
 
@@ -22,72 +31,223 @@ def _moment(value: datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def pick_open_task(
-    *, project_id: int, user_id: int, now: datetime, exclude: list[int], skip_locked: bool
-) -> tuple[int, bool] | None:
-    """Lock and return (task id, the user holds a lapsed lease on it) of the first task with a
-    free slot that this user has not answered, skipped or leased; None when there is none.
+def _datetime(value) -> datetime | None:
+    """A timestamp as the driver returns it (SQLite: text in UTC) as an aware datetime."""
+    if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
+        return value
+    parsed = parse_datetime(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC)
 
-    With `skip_locked`, rows locked by others are passed over (concurrent annotators take
-    different tasks without waiting); without it, the statement waits for them.
+
+def _fetchone(sql: str, params: Sequence) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def _fetchall(sql: str, params: Sequence) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _none_of(column: str, ids: list[int]) -> str:
+    return f"AND {column} NOT IN ({', '.join(['%s'] * len(ids))})" if ids else ""
+
+
+# --- Look-ups -------------------------------------------------------------------------------
+
+
+def task_with_role(*, task_id: int, user_id: int) -> tuple[int, str, str, str | None] | None:
+    """(project id, task key, project rating mode, the user's role or None) of a task."""
+    return _fetchone(
+        f"""SELECT t.project_id, t.key, p.rating_mode, m.role
+            FROM {TASK} t JOIN {PROJECT} p ON p.id = t.project_id
+            LEFT JOIN {MEMBERSHIP} m ON m.project_id = t.project_id AND m.user_id = %s
+            WHERE t.id = %s""",
+        [user_id, task_id],
+    )
+
+
+def project_mode_and_role(*, project_id: int, user_id: int) -> tuple[str, str] | None:
+    """(rating mode, role) of a project the user is a member of; None for non-members."""
+    return _fetchone(
+        f"""SELECT p.rating_mode, m.role FROM {MEMBERSHIP} m JOIN {PROJECT} p ON p.id = m.project_id
+            WHERE m.project_id = %s AND m.user_id = %s""",
+        [project_id, user_id],
+    )
+
+
+# --- Leases ---------------------------------------------------------------------------------
+
+
+def held_or_open_task(
+    *, project_id: int, user_id: int, now: datetime, exclude: list[int], skip_locked: bool
+) -> tuple[int, datetime | None] | None:
+    """The user's live lease in the project, as (task id, expiry), when they hold one not in
+    `exclude`; else the first task with a free slot that they have not answered, skipped or
+    leased, locked, as (task id, None); None when there is neither.
+
+    A lease of theirs that ran out does not keep them from the task if it still has room. With
+    `skip_locked`, tasks locked by others are passed over (concurrent annotators take different
+    tasks without waiting); without it, the statement waits for them. The open task is only
+    looked for (and locked) when no lease is held.
     """
     moment = _moment(now)
-    not_these = f"AND t.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
     lock = ""
     if connection.features.has_select_for_update_skip_locked:
         lock = "FOR UPDATE OF t SKIP LOCKED" if skip_locked else "FOR UPDATE OF t"
     sql = f"""
-        SELECT t.id,
-               EXISTS (SELECT 1 FROM {ASSIGNMENT} a
-                       WHERE a.task_id = t.id AND a.annotator_id = %s) AS lapsed
-        FROM {TASK} t
-        WHERE t.project_id = %s
-          AND t.answer_count < t.answers_needed
-          AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a
-                          WHERE a.task_id = t.id AND a.annotator_id = %s
-                            AND (a.status <> %s OR a.lease_expires_at > %s))
-          AND t.answer_count + (SELECT COUNT(*) FROM {ASSIGNMENT} l
-                                WHERE l.task_id = t.id AND l.status = %s
-                                  AND l.lease_expires_at > %s) < t.answers_needed
-          {not_these}
-        ORDER BY t.id
-        LIMIT 1
-        {lock}
+        WITH held AS (
+            SELECT a.task_id, a.lease_expires_at
+            FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
+            WHERE a.annotator_id = %s AND t.project_id = %s AND a.status = %s
+              AND a.lease_expires_at > %s {_none_of("a.task_id", exclude)}
+            ORDER BY a.id
+            LIMIT 1
+        ), open_task AS (
+            SELECT t.id
+            FROM {TASK} t
+            WHERE t.project_id = %s
+              AND t.answer_count < t.answers_needed
+              AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a
+                              WHERE a.task_id = t.id AND a.annotator_id = %s
+                                AND (a.status <> %s OR a.lease_expires_at > %s))
+              AND t.answer_count + (SELECT COUNT(*) FROM {ASSIGNMENT} l
+                                    WHERE l.task_id = t.id AND l.status = %s
+                                      AND l.lease_expires_at > %s) < t.answers_needed
+              {_none_of("t.id", exclude)}
+            ORDER BY t.id
+            LIMIT 1
+            {lock}
+        )
+        SELECT task_id, lease_expires_at FROM held
+        UNION ALL
+        SELECT id, NULL FROM open_task WHERE NOT EXISTS (SELECT 1 FROM held)
     """
-    params = [user_id, project_id, user_id, LEASED, moment, LEASED, moment, *exclude]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else (row[0], bool(row[1]))
+    params = [user_id, project_id, LEASED, moment, *exclude,
+              project_id, user_id, LEASED, moment, LEASED, moment, *exclude]
+    row = _fetchone(sql, params)
+    return None if row is None else (row[0], _datetime(row[1]))
 
 
-def free_slots(*, task_id: int, user_id: int, now: datetime) -> int:
-    """Slots of the task not taken by answers or by other annotators' running leases."""
-    sql = f"""
-        SELECT t.answers_needed - t.answer_count
-               - (SELECT COUNT(*) FROM {ASSIGNMENT} l
-                  WHERE l.task_id = t.id AND l.status = %s AND l.lease_expires_at > %s
-                    AND l.annotator_id <> %s)
-        FROM {TASK} t WHERE t.id = %s
+def lease_task(*, task_id: int, user_id: int, now: datetime, until: datetime) -> datetime | None:
+    """Lease a task the caller holds the row lock of, if a slot is still free: the expiry, or
+    None when the task is full. A lapsed lease of the user's is renewed.
+
+    The free slots are counted in this statement, so a lease another annotator committed while
+    this transaction waited for the lock is seen (a statement sees what was committed before it
+    began).
     """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [LEASED, _moment(now), user_id, task_id])
+    moment = _moment(now)
+    row = _fetchone(
+        f"""INSERT INTO {ASSIGNMENT}
+                (task_id, annotator_id, status, lease_expires_at, created_at, updated_at)
+            SELECT t.id, %s, %s, %s, %s, %s FROM {TASK} t
+            WHERE t.id = %s
+              AND t.answer_count + (SELECT COUNT(*) FROM {ASSIGNMENT} l
+                                    WHERE l.task_id = t.id AND l.status = %s
+                                      AND l.lease_expires_at > %s AND l.annotator_id <> %s)
+                  < t.answers_needed
+            ON CONFLICT (task_id, annotator_id) DO UPDATE
+                SET status = excluded.status, lease_expires_at = excluded.lease_expires_at,
+                    updated_at = excluded.updated_at
+                WHERE {ASSIGNMENT}.status = %s
+            RETURNING lease_expires_at""",
+        [user_id, LEASED, _moment(until), moment, moment, task_id, LEASED, moment, user_id,
+         LEASED],
+    )
+    return None if row is None else _datetime(row[0])
+
+
+# --- Answers --------------------------------------------------------------------------------
+
+
+def store_answer(
+    *, table: str, task_id: int, user_id: int, now: datetime, idempotency_key: str,
+    time_spent_ms: int, fields: dict,
+) -> int | None:
+    """Insert the answer, turn the user's lease on the task into an answer and count it on the
+    task, all or nothing: the new answer's id, or None (nothing written) when the task is not
+    leased to the user or has all its answers already. IntegrityError (nothing written) when the
+    answer breaks a unique constraint (the idempotency key was used, the task answered).
+
+    The task's count only grows while it is below the overlap (a lease that ran out cannot push
+    a task past it); the lease row is locked first, so two requests of one annotator take it
+    once.
+    """
+    names = ", ".join(fields)
+    marks = ", ".join(["%s"] * len(fields))
+    moment = _moment(now)
+    insert = f"""INSERT INTO {table}
+                     (task_id, annotator_id, idempotency_key, time_spent_ms, created_at, {names})"""
+    values = [user_id, idempotency_key, time_spent_ms, moment, *fields.values()]
+    if connection.vendor == "postgresql":
+        row = _fetchone(
+            f"""WITH lease AS (
+                    SELECT id FROM {ASSIGNMENT}
+                    WHERE task_id = %s AND annotator_id = %s AND status = %s
+                    FOR UPDATE
+                ), counted AS (
+                    UPDATE {TASK} SET answer_count = answer_count + 1
+                    WHERE id = %s AND answer_count < answers_needed
+                      AND EXISTS (SELECT 1 FROM lease)
+                    RETURNING id
+                ), taken AS (
+                    UPDATE {ASSIGNMENT} SET status = %s, lease_expires_at = NULL, updated_at = %s
+                    WHERE id IN (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM counted)
+                    RETURNING task_id
+                )
+                {insert} SELECT task_id, %s, %s, %s, %s, {marks} FROM taken
+                RETURNING id""",
+            [task_id, user_id, LEASED, task_id, ANSWERED, moment, *values],
+        )
+        return None if row is None else row[0]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {TASK} SET answer_count = answer_count + 1
+                WHERE id = %s AND answer_count < answers_needed
+                  AND EXISTS (SELECT 1 FROM {ASSIGNMENT}
+                              WHERE task_id = %s AND annotator_id = %s AND status = %s)""",
+            [task_id, task_id, user_id, LEASED],
+        )
+        if cursor.rowcount != 1:
+            return None
+        cursor.execute(
+            f"""UPDATE {ASSIGNMENT} SET status = %s, lease_expires_at = NULL, updated_at = %s
+                WHERE task_id = %s AND annotator_id = %s AND status = %s""",
+            [ANSWERED, moment, task_id, user_id, LEASED],
+        )
+        cursor.execute(f"{insert} VALUES (%s, {', '.join(['%s'] * (4 + len(fields)))}) "
+                       "RETURNING id", [task_id, *values])
         return cursor.fetchone()[0]
 
 
-def progress_counts(*, project_id: int, user_id: int, since: datetime) -> tuple[int, int, int]:
-    """(answered since `since`, answered in all, tasks in the project) for one annotator."""
-    answered = f"""
-        SELECT COUNT(*) FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
-        WHERE a.annotator_id = %s AND t.project_id = %s AND a.status = %s"""
-    sql = f"""
-        SELECT ({answered} AND a.updated_at >= %s),
-               ({answered}),
-               (SELECT COUNT(*) FROM {TASK} WHERE project_id = %s)
-    """
-    params = [user_id, project_id, ANSWERED, _moment(since), user_id, project_id, ANSWERED,
-              project_id]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        today, done, total = cursor.fetchone()
-    return today, done, total
+# --- The screen -----------------------------------------------------------------------------
+
+
+def screen_rows(*, task_id: int) -> list[tuple]:
+    """(position, candidate id, candidate output, item id, image, width, height) of a task's
+    candidates in screen order."""
+    return _fetchall(
+        f"""SELECT s.position, s.candidate_id, c.output, i.id, i.image, i.width, i.height
+            FROM {SLOT} s JOIN {CANDIDATE} c ON c.id = s.candidate_id
+            JOIN {TASK} t ON t.id = s.task_id JOIN {ITEM} i ON i.id = t.item_id
+            WHERE s.task_id = %s
+            ORDER BY s.position""",
+        [task_id],
+    )
+
+
+def answered_counts(*, project_id: int, user_id: int, since: datetime) -> tuple[int, int]:
+    """(answered since `since`, answered in all) in the project, for one annotator."""
+    return _fetchone(
+        f"""SELECT COALESCE(SUM(CASE WHEN a.updated_at >= %s THEN 1 ELSE 0 END), 0), COUNT(*)
+            FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
+            WHERE a.annotator_id = %s AND t.project_id = %s AND a.status = %s""",
+        [_moment(since), user_id, project_id, ANSWERED],
+    )
+
+
+def task_count(*, project_id: int) -> int:
+    return _fetchone(f"SELECT COUNT(*) FROM {TASK} WHERE project_id = %s", [project_id])[0]

@@ -15,6 +15,8 @@ SQLite the IMMEDIATE transaction mode serialises writers instead.
 
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import combinations
 
@@ -35,7 +37,8 @@ from labeling.models import (
     Task,
     TaskCandidate,
 )
-from labeling.queue_sql import free_slots, pick_open_task
+from labeling.queue_sql import held_or_open_task, lease_task, store_answer
+from labeling.selectors import AnswerTarget, Lease, forget_task_total
 from projects.models import Candidate, Project, RatingMode
 
 Answer = Rating | Comparison
@@ -105,6 +108,8 @@ def tasks_create(*, project: Project) -> int:
                         answers_needed=project.overlap)
             planned.append((task, order))
     Task.objects.bulk_create([task for task, _ in planned], batch_size=500)
+    forget_task_total(project.pk)
+    transaction.on_commit(lambda: forget_task_total(project.pk))
     TaskCandidate.objects.bulk_create(
         [
             TaskCandidate(task=task, candidate_id=candidate_id, position=position)
@@ -119,82 +124,62 @@ def tasks_create(*, project: Project) -> int:
 # --- The queue ------------------------------------------------------------------------------
 
 
-def next_task_for(
-    *, user: AbstractBaseUser, project: Project, after: int | None = None
-) -> Assignment | None:
+def lease_next(*, user_id: int, project_id: int, after: int | None = None) -> Lease | None:
     """Lease the annotator's next task in the project, or None when none is left for them.
 
     A live lease of theirs is handed back again first (a reload shows the same task). `after` is
     a task id the caller already shows: the answer is another task, for preloading.
-    """
-    now = timezone.now()
-    held = Assignment.objects.filter(
-        annotator=user, task__project=project, status=LEASED, lease_expires_at__gt=now
-    )
-    if after is not None:
-        held = held.exclude(task_id=after)
-    assignment = held.order_by("id").first()
-    if assignment is not None:
-        return assignment
-    try:
-        return _lease_new(user=user, project=project, now=now, after=after)
-    except IntegrityError:
-        # Another request of the same annotator leased the same task a moment ago: theirs.
-        return held.order_by("id").first()
-
-
-def _lease_new(
-    *, user: AbstractBaseUser, project: Project, now: datetime, after: int | None
-) -> Assignment | None:
-    """A lease on a task new to this annotator, or None when no task has room for them.
 
     Each try is its own transaction, so nobody holds a task's lock while waiting for another's.
     The first pass skips locked tasks; only when that finds nothing, a second pass waits for
     them, so the last free slots are not reported empty just because a lease is being taken.
     """
+    now = timezone.now()
     passes = (True, False) if connection.features.has_select_for_update_skip_locked else (True,)
     passed = [] if after is None else [after]
     for skip_locked in passes:
-        while (outcome := _lease_one(user=user, project=project, now=now, exclude=passed,
-                                     skip_locked=skip_locked)) is not None:
-            if isinstance(outcome, Assignment):
-                return outcome
-            passed.append(outcome)
+        while True:
+            with transaction.atomic():
+                found = held_or_open_task(project_id=project_id, user_id=user_id, now=now,
+                                          exclude=passed, skip_locked=skip_locked)
+                if found is None:
+                    break
+                task_id, held_until = found
+                if held_until is not None:
+                    return Lease(task_id=task_id, expires_at=held_until)
+                # Counted again now that the row is ours, in a fresh statement.
+                expires = lease_task(task_id=task_id, user_id=user_id, now=now,
+                                     until=now + lease_duration())
+                if expires is not None:
+                    return Lease(task_id=task_id, expires_at=expires)
+            passed.append(task_id)  # full meanwhile: the next one
     return None
 
 
-@transaction.atomic
-def _lease_one(
-    *, user: AbstractBaseUser, project: Project, now: datetime, exclude: list[int],
-    skip_locked: bool,
-) -> Assignment | int | None:
-    """Lease the first open task: the lease, or the id of a task found full, or None."""
-    # Tasks this annotator has answered, skipped or holds are not for them; a lease of theirs
-    # that ran out is, if the task still has room.
-    picked = pick_open_task(project_id=project.pk, user_id=user.pk, now=now, exclude=exclude,
-                            skip_locked=skip_locked)
-    if picked is None:
+def next_task_for(
+    *, user: AbstractBaseUser, project: Project, after: int | None = None
+) -> Assignment | None:
+    """`lease_next` for a user and project, as the lease's Assignment row."""
+    lease = lease_next(user_id=user.pk, project_id=project.pk, after=after)
+    if lease is None:
         return None
-    task_id, lapsed = picked
-    # Counted again now that the row is ours: a lease committed since the first statement's
-    # snapshot is visible to this one.
-    if free_slots(task_id=task_id, user_id=user.pk, now=now) <= 0:
-        return task_id
-    expires = now + lease_duration()
-    if lapsed:
-        Assignment.objects.filter(task_id=task_id, annotator=user).update(
-            status=LEASED, lease_expires_at=expires, updated_at=now
-        )
-        return Assignment.objects.get(task_id=task_id, annotator=user)
-    return Assignment.objects.create(
-        task_id=task_id, annotator=user, status=LEASED, lease_expires_at=expires
-    )
+    return Assignment.objects.get(task_id=lease.task_id, annotator_id=user.pk)
 
 
 # --- Answers --------------------------------------------------------------------------------
 
 
-def _answer_fields(*, task: Task, mode: str, answer: dict) -> dict:
+@dataclass(frozen=True)
+class StoredAnswer:
+    id: int
+    task_id: int
+    answer: dict  # scale: {"score", "candidate"}; else {"choice"} or {"ranking"}
+    idempotency_key: str
+    time_spent_ms: int
+    created_at: datetime
+
+
+def _answer_fields(*, key: str, mode: str, answer: dict) -> dict:
     """The answer's model fields, or ApplicationError naming the field that is wrong."""
     expected = {
         RatingMode.SCALE: ("score", 'This project rates on a 1-5 scale: send {"score": 1..5}.'),
@@ -215,14 +200,14 @@ def _answer_fields(*, task: Task, mode: str, answer: dict) -> dict:
             raise ApplicationError(
                 f"A score is a whole number from 1 to 5, got {value!r}.", field="answer.score"
             )
-        return {"score": value, "candidate_id": key_candidate_ids(task.key)[0]}
+        return {"candidate_id": key_candidate_ids(key)[0], "score": value}
     if mode == RatingMode.PAIRWISE:
         if value not in Choice.values:
             raise ApplicationError(
                 f'A choice is "A", "B" or "tie", got {value!r}.', field="answer.choice"
             )
-        return {"choice": value}
-    shown = key_candidate_ids(task.key)
+        return {"choice": value, "ranking": None}
+    shown = key_candidate_ids(key)
     if (
         not isinstance(value, list)
         or any(type(v) is not int for v in value)
@@ -233,48 +218,129 @@ def _answer_fields(*, task: Task, mode: str, answer: dict) -> dict:
             f"some order, got {value!r}.",
             field="answer.ranking",
         )
-    return {"ranking": value}
+    return {"choice": None, "ranking": value}
 
 
 def answer_model(project: Project) -> type[Answer]:
-    return Rating if project.rating_mode == RatingMode.SCALE else Comparison
+    return model_for_mode(project.rating_mode)
 
 
-def _replayed(existing: Answer, task: Task) -> Answer:
-    if existing.task_id != task.pk:
-        raise ApplicationError(
-            f"This idempotency key was used for task {existing.task_id}; use a new key.",
-            field="idempotency_key", status_code=status.HTTP_409_CONFLICT,
-        )
-    return existing
+def model_for_mode(mode: str) -> type[Answer]:
+    return Rating if mode == RatingMode.SCALE else Comparison
+
+
+def _shown_answer(fields: dict) -> dict:
+    if "score" in fields:
+        return {"score": fields["score"], "candidate": fields["candidate_id"]}
+    if fields["choice"] is not None:
+        return {"choice": fields["choice"]}
+    return {"ranking": fields["ranking"]}
+
+
+def _stored(answer: Answer) -> StoredAnswer:
+    fields = (
+        {"score": answer.score, "candidate_id": answer.candidate_id}
+        if isinstance(answer, Rating) else {"choice": answer.choice, "ranking": answer.ranking}
+    )
+    return StoredAnswer(id=answer.pk, task_id=answer.task_id, answer=_shown_answer(fields),
+                        idempotency_key=answer.idempotency_key,
+                        time_spent_ms=answer.time_spent_ms, created_at=answer.created_at)
 
 
 def _conflict(message: str) -> ApplicationError:
     return ApplicationError(message, status_code=status.HTTP_409_CONFLICT)
 
 
-def _take_slot(*, user: AbstractBaseUser, task: Task, now: datetime) -> None:
-    """Turn the annotator's lease into an answer and count it on the task."""
-    taken = Assignment.objects.filter(task=task, annotator=user, status=LEASED).update(
-        status=AssignmentStatus.ANSWERED, lease_expires_at=None, updated_at=now
+def _not_stored(*, model: type[Answer], target: AnswerTarget, user_id: int,
+                idempotency_key: str) -> StoredAnswer:
+    """Why nothing was stored: the first answer under this key (a retry), or a 409."""
+    existing = model.objects.filter(annotator_id=user_id, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        if existing.task_id != target.task_id:
+            raise ApplicationError(
+                f"This idempotency key was used for task {existing.task_id}; use a new key.",
+                field="idempotency_key", status_code=status.HTTP_409_CONFLICT,
+            )
+        return _stored(existing)
+    state = (
+        Assignment.objects.filter(task_id=target.task_id, annotator_id=user_id)
+        .values_list("status", flat=True)
+        .first()
     )
-    if not taken:
-        state = (
-            Assignment.objects.filter(task=task, annotator=user)
-            .values_list("status", flat=True)
-            .first()
-        )
-        if state == AssignmentStatus.ANSWERED:
-            raise _conflict("You already answered this task.")
-        if state == AssignmentStatus.SKIPPED:
-            raise _conflict("You skipped this task.")
-        raise _conflict("This task was not handed to you; ask for your next task.")
-    # Conditional on room, so a lease that ran out cannot push a task past its overlap.
-    counted = Task.objects.filter(pk=task.pk, answer_count__lt=F("answers_needed")).update(
-        answer_count=F("answer_count") + 1
-    )
-    if not counted:
+    if state == AssignmentStatus.ANSWERED:
+        raise _conflict("You already answered this task.")
+    if state == AssignmentStatus.SKIPPED:
+        raise _conflict("You skipped this task.")
+    if state == AssignmentStatus.LEASED:
         raise _conflict("Your lease ran out and this task has all its answers meanwhile.")
+    raise _conflict("This task was not handed to you; ask for your next task.")
+
+
+@contextmanager
+def _own_transaction() -> Iterator[None]:
+    """A statement outside a transaction is one on its own (autocommit); inside the caller's, a
+    savepoint keeps its failure from spoiling the rest."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+    else:
+        yield
+
+
+def answer_store(
+    *,
+    user_id: int,
+    target: AnswerTarget,
+    answer: dict,
+    idempotency_key: str,
+    time_spent_ms: int = 0,
+) -> tuple[StoredAnswer, bool]:
+    """Store the annotator's answer to a task leased to them; (answer, created).
+
+    The same idempotency key again returns the stored answer with created False and stores
+    nothing: the insert meets the unique constraint on (annotator, key), also when two requests
+    race, or finds the lease already answered, and the stored answer is looked up and returned.
+    """
+    fields = _answer_fields(key=target.key, mode=target.rating_mode, answer=answer)
+    model = model_for_mode(target.rating_mode)
+    now = timezone.now()
+    values = dict(fields)
+    if values.get("ranking") is not None:
+        values["ranking"] = model._meta.get_field("ranking").get_db_prep_save(
+            values["ranking"], connection
+        )
+    # No look-up first: a retry is rare, and the lease (or a unique constraint) catches it.
+    try:
+        with _own_transaction():
+            answer_id = store_answer(
+                table=model._meta.db_table, task_id=target.task_id, user_id=user_id, now=now,
+                idempotency_key=idempotency_key, time_spent_ms=time_spent_ms, fields=values,
+            )
+    except IntegrityError:
+        answer_id = None
+    if answer_id is None:
+        return _not_stored(model=model, target=target, user_id=user_id,
+                           idempotency_key=idempotency_key), False
+    return StoredAnswer(id=answer_id, task_id=target.task_id, answer=_shown_answer(fields),
+                        idempotency_key=idempotency_key, time_spent_ms=time_spent_ms,
+                        created_at=now), True
+
+
+def answer_and_lease_next(
+    *,
+    user_id: int,
+    target: AnswerTarget,
+    answer: dict,
+    idempotency_key: str,
+    time_spent_ms: int = 0,
+    after: int | None = None,
+) -> tuple[StoredAnswer, bool, Lease | None]:
+    """Store the answer (`answer_store`) and lease the annotator's next task in the project
+    (`lease_next`; `after`: a task they hold already, for preloading), so one request per
+    answer keeps an annotator going. A replayed answer comes with the next task too."""
+    stored, created = answer_store(user_id=user_id, target=target, answer=answer,
+                                   idempotency_key=idempotency_key, time_spent_ms=time_spent_ms)
+    return stored, created, lease_next(user_id=user_id, project_id=target.project_id, after=after)
 
 
 def answer_submit(
@@ -285,29 +351,12 @@ def answer_submit(
     idempotency_key: str,
     time_spent_ms: int = 0,
 ) -> tuple[Answer, bool]:
-    """Store the annotator's answer to a task leased to them; (answer, created).
-
-    The same idempotency key again returns the stored answer with created False and stores
-    nothing: the insert meets the unique constraint on (annotator, key), also when two requests
-    race, and the stored answer is looked up and returned.
-    """
-    project = task.project
-    fields = _answer_fields(task=task, mode=project.rating_mode, answer=answer)
-    model = answer_model(project)
-    # No look-up first: a retry is rare, and the unique constraints catch it on insert.
-    try:
-        with transaction.atomic():
-            stored = model.objects.create(
-                task=task, annotator=user, idempotency_key=idempotency_key,
-                time_spent_ms=time_spent_ms, **fields,
-            )
-            _take_slot(user=user, task=task, now=stored.created_at)
-    except IntegrityError:
-        existing = model.objects.filter(annotator=user, idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return _replayed(existing, task), False
-        raise _conflict("You already answered this task.") from None
-    return stored, True
+    """`answer_store` for a user and a Task (with its project): (the stored row, created)."""
+    target = AnswerTarget(task_id=task.pk, project_id=task.project_id, key=task.key,
+                          rating_mode=task.project.rating_mode)
+    stored, created = answer_store(user_id=user.pk, target=target, answer=answer,
+                                   idempotency_key=idempotency_key, time_spent_ms=time_spent_ms)
+    return model_for_mode(target.rating_mode).objects.get(pk=stored.id), created
 
 
 @transaction.atomic

@@ -4,7 +4,8 @@
  *
  * Requests run one after another on a single queue, in the order the annotator acted: the
  * answer to a screen reaches the server before the task after it is asked for, so the server
- * never hands back a task whose answer is still on its way.
+ * never hands back a task whose answer is still on its way. An answer's reply carries the task
+ * to preload next (`next_task`), so answering takes one request.
  */
 
 import * as api from "./api.js";
@@ -144,13 +145,16 @@ function preloadNext() {
   }).catch((error) => toast(`Could not load the next task: ${error.message}`));
 }
 
-/** The next screen: the preloaded one at once, else whatever the server has after the queue. */
-function advance() {
+/**
+ * The next screen: the preloaded one at once, else whatever the server has after the queue.
+ * `preload: false` when the request just queued brings the task after it (an answer).
+ */
+function advance({ preload = true } = {}) {
   const next = state.next;
   setNext(null);
   if (next) {
     show(next);
-    preloadNext();
+    if (preload) preloadNext();
     return;
   }
   showMessage("loading");
@@ -177,15 +181,24 @@ function submit(answer) {
     idempotency_key: screen.key,
     time_spent_ms: Math.round(performance.now() - screen.shownAt),
   };
-  enqueue(() => api.withRetry(() => api.answerTask(screen.task.id, body)))
-    .then(() => {
+  // The screen shown next; the answer's reply brings the task to preload after it.
+  const upcoming = state.next;
+  const after = upcoming ? upcoming.task.id : null;
+  enqueue(() => api.withRetry(() => api.answerTask(screen.task.id, body, { after })))
+    .then((reply) => {
       state.doneToday += 1;
       showProgress();
+      const task = reply?.next_task;
+      // Only for the screen it was asked for: the annotator may have moved on (or undone) since.
+      if (upcoming && state.screen === upcoming && !state.next && task && task.id !== after) {
+        setNext(prepare(task));
+      }
     })
     .catch((error) => {
       toast(`Your answer to task ${screen.task.id} was not saved: ${error.message}`);
+      if (upcoming && state.screen === upcoming && !state.next) preloadNext();
     });
-  advance();
+  advance({ preload: !upcoming });
 }
 
 function skip() {

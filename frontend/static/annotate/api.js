@@ -88,9 +88,14 @@ export function nextTask(projectId, { after = null } = {}) {
   return request("GET", `/api/projects/${projectId}/next-task/${query}`);
 }
 
-/** Store an answer: body is {answer, idempotency_key, time_spent_ms}. */
-export function answerTask(taskId, body) {
-  return request("POST", `/api/tasks/${taskId}/answer/`, body);
+/**
+ * Store an answer: body is {answer, idempotency_key, time_spent_ms}. The reply is the stored
+ * answer with `next_task`: the annotator's next task, not `after` (one they hold already), or
+ * null when their queue is empty.
+ */
+export function answerTask(taskId, body, { after = null } = {}) {
+  const query = after === null ? "" : `?after=${encodeURIComponent(after)}`;
+  return request("POST", `/api/tasks/${taskId}/answer/${query}`, body);
 }
 
 export function skipTask(taskId) {
