@@ -1,14 +1,14 @@
 """Command line: `python -m trainer pretrain|tune|eval|sample|bench ...`.
 
     python -m trainer pretrain --name shapes [--data DIR] [--config steps=8000 d_model=128]
-    python -m trainer pretrain --task captioning|colorization --name caps    # Synthetic Shapes
+    python -m trainer pretrain --task captioning|panoptic|colorization --name caps  # Shapes
     python -m trainer pretrain --checkpoint runs/shapes/pretrain.pt    # resume
     python -m trainer tune --checkpoint runs/shapes/pretrain.pt [--config lr=1e-4]
         [--reward-model rm.pt [--reward-scale S]]
     python -m trainer tune --checkpoint runs/shapes/tune.pt --reference runs/shapes/pretrain.pt
     python -m trainer eval --checkpoint runs/shapes/tune.pt [--data DIR] [--out results.json]
     python -m trainer sample --checkpoint runs/shapes/tune.pt --out samples.json [--n 4]
-    python -m trainer bench detection [--quick]
+    python -m trainer bench detection|captioning|panoptic|colorization [--quick]
 
 `--config key=value` sets any field of the run's configs (`--help-config` lists them with their
 help). Every run writes `runs/<name>/metrics.jsonl`. Bad arguments, a missing or damaged
@@ -26,14 +26,15 @@ from typing import Any
 
 from trainer.train.config import (
     DataConfig,
-    DetectionTaskConfig,
-    ModelConfig,
     PretrainConfig,
     TuneConfig,
     apply_overrides,
     from_dict,
     help_for,
 )
+
+# The names of `trainer.tasks.registry.TASKS` (which imports every model), for the parser.
+TASKS = ("detection", "captioning", "panoptic", "colorization")
 
 
 class UsageError(Exception):
@@ -118,6 +119,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from trainer.reward_model.model import load_reward_model
+    from trainer.tasks.registry import task_entry
     from trainer.train.checkpoint import load_checkpoint
     from trainer.train.loops import tune
     from trainer.train.metrics import MetricsLog
@@ -129,9 +131,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         else TuneConfig()
     task, data, run = _split_overrides(_parse_overrides(args.config), pretrained.task_config,
                                        from_dict(DataConfig, pretrained.data_config), base)
-    fixed = ("coord_bins", "conf_bins", "max_boxes")  # they shape the model's vocabulary
-    if pretrained.task_name == "detection" and \
-            any(getattr(task, f) != getattr(pretrained.task_config, f) for f in fixed):
+    fixed = task_entry(pretrained.task_name).fixed  # they shape the model's output
+    if any(getattr(task, f) != getattr(pretrained.task_config, f) for f in fixed):
         raise UsageError(f"{', '.join(fixed)} are fixed by the checkpoint's model")
     pretrained.task_config = task  # the reward's settings (duplicate_penalty, ...) may change
     data = _data_config(args, data)
@@ -177,10 +178,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from trainer.bench.detection import run_benchmark
+    if args.task == "detection":
+        from trainer.bench.detection import run_benchmark
 
-    result = run_benchmark(quick=args.quick, runs_dir=Path(args.runs),
-                           use_cache=not args.from_scratch, progress=not args.quiet)
+        result = run_benchmark(quick=args.quick, runs_dir=Path(args.runs),
+                               use_cache=not args.from_scratch, progress=not args.quiet)
+    else:
+        from trainer.bench.shapes_tasks import run_task_benchmark
+
+        result = run_task_benchmark(args.task, quick=args.quick, runs_dir=Path(args.runs),
+                                    use_cache=not args.from_scratch, progress=not args.quiet)
     print(json.dumps(result))
     return 0
 
@@ -211,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--save", help="checkpoint to write (default RUNS/NAME/{name}.pt)")
         p.set_defaults(fn=fn)
         if name == "pretrain":
-            p.add_argument("--task", choices=["detection", "captioning", "colorization"],
+            p.add_argument("--task", choices=TASKS,
                            help="what to learn (default detection; a resumed run keeps its "
                                 "checkpoint's)")
         if name == "tune":
@@ -235,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.set_defaults(fn=cmd_sample)
-    p = commands.add_parser("bench", help="benchmarks: `bench detection [--quick]`")
-    p.add_argument("task", choices=["detection"])
+    p = commands.add_parser("bench", help="benchmarks: `bench TASK [--quick]`")
+    p.add_argument("task", choices=TASKS)
     p.add_argument("--quick", action="store_true", help="reduced run, under 2 minutes")
     p.add_argument("--from-scratch", action="store_true",
                    help="do not reuse a cached MLE checkpoint of the same config")
@@ -247,9 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_help() -> str:
+    """Every config class with its fields, defaults and help; model and task configs say which
+    tasks (--task) use them."""
+    from trainer.tasks.registry import TASKS as ENTRIES
+
+    users: dict[type, list[str]] = {}
+    for name, entry in ENTRIES.items():
+        for config in (entry.model_config, entry.task_config):
+            users.setdefault(config, []).append(name)
     lines = []
-    for config in (ModelConfig, DetectionTaskConfig, DataConfig, PretrainConfig, TuneConfig):
-        lines.append(f"{config.__name__}:")
+    for config in (*users, DataConfig, PretrainConfig, TuneConfig):
+        tasks = f" (--task {'|'.join(users[config])})" if config in users else ""
+        lines.append(f"{config.__name__}{tasks}:")
         defaults = config()
         for name, text in help_for(config).items():
             lines.append(f"  {name}={getattr(defaults, name)!r:<10} {text}")

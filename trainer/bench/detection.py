@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from trainer.models.pix2seq import Pix2SeqModel
+from trainer.bench import common
+from trainer.bench.common import pretrain_cached, timed
 from trainer.rewards.detection_reference import time_reward_vs_reference
-from trainer.tasks.detection import DetectionTask
 from trainer.train.checkpoint import load_checkpoint
 from trainer.train.config import (
     DataConfig,
@@ -30,7 +30,7 @@ from trainer.train.config import (
 )
 from trainer.train.data import TrainStream, eval_source
 from trainer.train.evaluate import DECODINGS, best_decoding, evaluate_model
-from trainer.train.loops import pick_device, pretrain, tune
+from trainer.train.loops import pick_device, tune
 from trainer.train.metrics import MetricsLog
 from trainer.train.mle import make_optimizer, mle_step
 
@@ -52,26 +52,7 @@ QUICK_TUNE = dataclasses.replace(TUNE, steps=10, batch_size=4, warmup=2, max_sec
 def pick_threads(model_config: ModelConfig, batch_size: int) -> int:
     """1 or 2 torch threads, whichever runs an MLE step faster right now: on a CPU shared with
     other work, 2 threads were measured 2.4x slower than 1; on an idle one they are faster."""
-    task = DetectionTask(TASK, 8)
-    model = Pix2SeqModel(model_config, task.spec)
-    optimizer = make_optimizer(model, 1e-4, 0.0)
-    batch = TrainStream(DATA, "train", seed=98).next_batch(batch_size, model_config.image_size)
-    tokens = task.targets(batch, None)
-    timings = {}
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        mle_step(model, optimizer, batch.images, tokens, 1.0)
-        timings[threads] = _timed(lambda: mle_step(model, optimizer, batch.images, tokens, 1.0))
-    return min(timings, key=timings.get)
-
-
-def _timed(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return common.pick_threads("detection", model_config, TASK, DATA, batch_size)
 
 
 def time_sampling_and_steps(checkpoint_path: Path, data: DataConfig, tune_config: TuneConfig):
@@ -87,10 +68,10 @@ def time_sampling_and_steps(checkpoint_path: Path, data: DataConfig, tune_config
         return model.sample(images, n, generator=generator, use_cache=cache)[0]
 
     identical = torch.equal(sample(True), sample(False))
-    cached_s, uncached_s = _timed(lambda: sample(True)), _timed(lambda: sample(False), 2)
+    cached_s, uncached_s = timed(lambda: sample(True)), timed(lambda: sample(False), 2)
     tokens = sample(True)
     optimizer = make_optimizer(model, 0.0, 0.0)  # lr 0: timing only
-    mle_on_samples_s = _timed(lambda: mle_step(model, optimizer, images, tokens, 1.0))
+    mle_on_samples_s = timed(lambda: mle_step(model, optimizer, images, tokens, 1.0))
     return {
         "sample_cached_s": round(cached_s, 4),
         "sample_uncached_s": round(uncached_s, 4),
@@ -112,20 +93,10 @@ def run_benchmark(quick: bool = False, runs_dir: Path = Path("runs"), use_cache:
     threads = 0 if torch.cuda.is_available() else pick_threads(model_cfg, pre_cfg.batch_size)
     pre_cfg = dataclasses.replace(pre_cfg, threads=threads)
     tune_cfg = dataclasses.replace(tune_cfg, threads=threads)
-    cached = use_cache and mle_path.is_file()
-    if cached:
-        mle = load_checkpoint(mle_path)
-        pretrain_s = mle.run_config.get("seconds", float("nan"))
-        mle_step_s = mle.run_config.get("step_s", float("nan"))
-        pretrain_steps = mle.step
-    else:
-        result = pretrain(model_cfg, TASK, data, pre_cfg, checkpoint_path=mle_path, log=log,
-                          progress=progress, save_every=10**9)
-        pretrain_s, mle_step_s, pretrain_steps = result.seconds, result.step_s, result.steps
-        mle = load_checkpoint(mle_path)
-        # The timings travel with the cached checkpoint, so a cached run still reports them.
-        mle.run_config.update(seconds=pretrain_s, step_s=mle_step_s)
-        _rewrite_run_config(mle_path, mle.run_config)
+    pretrained = pretrain_cached(mle_path, model_cfg, TASK, data, pre_cfg, task_name="detection",
+                                 use_cache=use_cache, log=log, progress=progress)
+    mle, cached = pretrained.checkpoint, pretrained.cached
+    pretrain_s, mle_step_s, pretrain_steps = pretrained.seconds, pretrained.step_s, mle.step
     tuned_path = root / "tuned.pt"
     tuned = tune(mle, data, tune_cfg, checkpoint_path=tuned_path, log=log, progress=progress,
                  save_every=10**9)
@@ -169,9 +140,3 @@ def run_benchmark(quick: bool = False, runs_dir: Path = Path("runs"), use_cache:
     result["total_s"] = round(time.perf_counter() - began, 1)
     log.write("bench", 0, **{k: v for k, v in result.items() if not isinstance(v, dict)})
     return result
-
-
-def _rewrite_run_config(path: Path, run_config: dict) -> None:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    payload["run_config"] = run_config
-    torch.save(payload, path)
