@@ -8,6 +8,7 @@
     python -m trainer tune --checkpoint runs/shapes/tune.pt --reference runs/shapes/pretrain.pt
     python -m trainer eval --checkpoint runs/shapes/tune.pt [--data DIR] [--out results.json]
     python -m trainer sample --checkpoint runs/shapes/tune.pt --out samples.json [--n 4]
+    python -m trainer sample --checkpoint runs/pan/tune.pt --out pan.json  # + PNGs in pan/
     python -m trainer bench detection|captioning|panoptic|colorization [--quick]
 
 `--config key=value` sets any field of the run's configs (`--help-config` lists them with their
@@ -171,9 +172,29 @@ def cmd_sample(args: argparse.Namespace) -> int:
     (data,) = _split_overrides(_parse_overrides(args.config),
                                from_dict(DataConfig, checkpoint.data_config))
     data = _data_config(args, data)
+    if checkpoint.task_name != "detection":
+        return _sample_scenes(args, checkpoint, data)
     count = sample_checkpoint(checkpoint, data, out=args.out, n=args.n,
                               temperature=args.temperature, seed=args.seed)
     print(json.dumps({"out": args.out, "detections": count}))
+    return 0
+
+
+def _sample_scenes(args: argparse.Namespace, checkpoint: Any, data: DataConfig) -> int:
+    """`sample` for the Synthetic Shapes tasks: their outputs on the eval split's scenes."""
+    from trainer.data.shapes import generate_scene, scene_seed
+    from trainer.tasks.samples import WRITERS
+    from trainer.train.data import shapes_config
+    from trainer.train.loops import pick_device
+
+    if data.data_dir:
+        raise UsageError(f"--data: {checkpoint.task_name} samples Synthetic Shapes scenes only")
+    model, task = checkpoint.build(pick_device())
+    scenes = [generate_scene(scene_seed(data.eval_split, i), shapes_config(data))
+              for i in range(data.eval_images)]
+    paths = WRITERS[checkpoint.task_name](model, task, scenes, Path(args.out), n=args.n,
+                                          temperature=args.temperature, seed=args.seed)
+    print(json.dumps({"out": args.out, "files": len(paths), "samples": args.n * len(scenes)}))
     return 0
 
 
@@ -235,9 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "class_fill", "confidence_fill"],
                    help="how boxes are decoded and scored (default: report all)")
     p.set_defaults(fn=cmd_eval)
-    p = commands.add_parser("sample", help="sample detections, written as COCO results")
+    p = commands.add_parser("sample", help="sample outputs: detections or captions as COCO "
+                                           "results, COCO panoptic, colorized PNGs")
     common(p, True)
-    p.add_argument("--out", required=True, help="COCO results JSON to write")
+    p.add_argument("--out", required=True,
+                   help="file to write (COCO results or panoptic JSON; colorization: a folder); "
+                        "with --n > 1, sample k of the shapes tasks goes to OUT-k")
     p.add_argument("--n", type=int, default=1, help="samples per image")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
