@@ -193,6 +193,17 @@ def run_client(port: int, token: str, project_id: int, start: float, window: tup
     conn.close()
 
 
+def other_database_backend(pid: int, database: str) -> bool:
+    """A PostgreSQL backend serving a client of another database (e.g. a test session beside
+    the bench): its title is `postgres: [cluster: ]user database host(port) state`."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    words = title.replace("\0", " ").split()
+    return "(" in title and database not in words
+
+
 def cpu_seconds(match) -> float:
     """User + system CPU seconds of the processes whose (pid, ppid, name) `match` accepts."""
     total = 0
@@ -244,7 +255,11 @@ def main() -> None:
         stats = [ClientStats() for _ in tokens]
         server_cpu = lambda: cpu_seconds(  # noqa: E731
             lambda pid, ppid, _: server.pid in (pid, ppid))
-        postgres_cpu = lambda: cpu_seconds(lambda _, __, name: name == "postgres")  # noqa: E731
+        # The bench database's backends and the shared background processes (WAL writer,
+        # checkpointer), not other databases' backends.
+        database = urlparse(url).path.lstrip("/")
+        postgres_cpu = lambda: cpu_seconds(  # noqa: E731
+            lambda pid, _, name: name == "postgres" and not other_database_backend(pid, database))
         cpu_before = (server_cpu(), postgres_cpu(), time.process_time())
         start = time.perf_counter()
         window = (start + args.warmup, start + args.warmup + args.seconds)

@@ -7,6 +7,11 @@ from config import env
 
 if env.DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(env.DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The annotation queue's statements bind server-side and are prepared after this many
+        # runs on a connection (labeling/queue_sql.py); the ORM binds client-side and never
+        # prepares. Behind a pooler in transaction mode, set it to None (never prepare).
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 else:
     env.DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -143,10 +143,13 @@ def _task_total(project_id: int) -> int:
     return total
 
 
+def _start_of_day() -> datetime:
+    return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def progress_of(*, user_id: int, project_id: int) -> Progress:
     """Answers given today (UTC) and in all, out of the project's tasks."""
-    start_of_day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    today, done = answered_counts(project_id=project_id, user_id=user_id, since=start_of_day)
+    today, done = answered_counts(project_id=project_id, user_id=user_id, since=_start_of_day())
     return Progress(done_today=today, done=done, total=_task_total(project_id))
 
 
@@ -155,9 +158,11 @@ def progress_for(*, user: AbstractBaseUser, project: Project) -> Progress:
 
 
 def lease_screen(*, lease: Lease, user_id: int, project_id: int, rating_mode: str) -> TaskScreen:
-    """The leased task with its item and candidates in screen order (A, B, ...)."""
-    slots = screen_rows(task_id=lease.task_id)
-    _, _, _, item_id, image, width, height = slots[0]
+    """The leased task with its item and candidates in screen order (A, B, ...), and the
+    annotator's progress, in one query."""
+    slots = screen_rows(task_id=lease.task_id, user_id=user_id, project_id=project_id,
+                        since=_start_of_day())
+    _, _, _, item_id, image, width, height, today, done = slots[0]
     return TaskScreen(
         id=lease.task_id,
         lease_expires_at=lease.expires_at,
@@ -169,7 +174,7 @@ def lease_screen(*, lease: Lease, user_id: int, project_id: int, rating_mode: st
                            output=json.loads(output) if isinstance(output, str) else output)
             for position, candidate_id, output, *_ in slots
         ],
-        progress=progress_of(user_id=user_id, project_id=project_id),
+        progress=Progress(done_today=today, done=done, total=_task_total(project_id)),
     )
 
 

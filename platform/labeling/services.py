@@ -313,7 +313,7 @@ def answer_store(
     try:
         with _own_transaction():
             answer_id = store_answer(
-                table=model._meta.db_table, task_id=target.task_id, user_id=user_id, now=now,
+                model=model, task_id=target.task_id, user_id=user_id, now=now,
                 idempotency_key=idempotency_key, time_spent_ms=time_spent_ms, fields=values,
             )
     except IntegrityError:
