@@ -194,13 +194,14 @@ def store_answer(
     time_spent_ms: int, fields: dict,
 ) -> int | None:
     """Insert the answer, turn the user's lease on the task into an answer and count it on the
-    task, all or nothing: the new answer's id, or None (nothing written) when the task is not
-    leased to the user or has all its answers already. IntegrityError (nothing written) when the
-    answer breaks a unique constraint (the idempotency key was used, the task answered).
+    task, all or nothing: the new answer's id, or None, with nothing written, when the task is
+    not leased to the user, has all its answers already, or the answer meets a unique
+    constraint (its idempotency key was used). Never raises for those, so it may run inside
+    the caller's transaction.
 
-    The task's count only grows while it is below the overlap (a lease that ran out cannot push
-    a task past it); the lease row is locked first, so two requests of one annotator take it
-    once.
+    The lease and the task are locked first and the task's room is checked on its latest
+    version: two requests of one annotator take the lease once, and a lease that ran out
+    cannot push a task past its overlap.
     """
     table = model._meta.db_table
     names = ", ".join(model._meta.get_field(name).column for name in fields)
@@ -214,42 +215,47 @@ def store_answer(
                           for name in fields)
         row = _fetchone(
             f"""WITH lease AS (
-                    SELECT id FROM {ASSIGNMENT}
-                    WHERE task_id = %s AND annotator_id = %s AND status = %s
-                    FOR UPDATE
+                    SELECT a.id, a.task_id FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
+                    WHERE a.task_id = %s AND a.annotator_id = %s AND a.status = %s
+                      AND t.answer_count < t.answers_needed
+                    FOR UPDATE OF a, t
+                ), stored AS (
+                    {insert} SELECT task_id, %s, %s, %s, %s, {marks} FROM lease
+                    ON CONFLICT DO NOTHING
+                    RETURNING id
                 ), counted AS (
                     UPDATE {TASK} SET answer_count = answer_count + 1
-                    WHERE id = %s AND answer_count < answers_needed
-                      AND EXISTS (SELECT 1 FROM lease)
-                    RETURNING id
+                    WHERE id IN (SELECT task_id FROM lease) AND EXISTS (SELECT 1 FROM stored)
                 ), taken AS (
                     UPDATE {ASSIGNMENT} SET status = %s, lease_expires_at = NULL, updated_at = %s
-                    WHERE id IN (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM counted)
-                    RETURNING task_id
+                    WHERE id IN (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM stored)
                 )
-                {insert} SELECT task_id, %s, %s, %s, %s, {marks} FROM taken
-                RETURNING id""",
-            [task_id, user_id, LEASED, task_id, ANSWERED, moment, *values],
+                SELECT id FROM stored""",
+            [task_id, user_id, LEASED, *values, ANSWERED, moment],
         )
         return None if row is None else row[0]
     with transaction.atomic(), _cursor() as cursor:
         cursor.execute(
-            f"""UPDATE {TASK} SET answer_count = answer_count + 1
-                WHERE id = %s AND answer_count < answers_needed
-                  AND EXISTS (SELECT 1 FROM {ASSIGNMENT}
-                              WHERE task_id = %s AND annotator_id = %s AND status = %s)""",
-            [task_id, task_id, user_id, LEASED],
+            f"""SELECT 1 FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
+                WHERE a.task_id = %s AND a.annotator_id = %s AND a.status = %s
+                  AND t.answer_count < t.answers_needed""",
+            [task_id, user_id, LEASED],
         )
-        if cursor.rowcount != 1:
+        if cursor.fetchone() is None:
             return None
+        cursor.execute(f"{insert} VALUES (%s, {', '.join(['%s'] * (4 + len(fields)))}) "
+                       "ON CONFLICT DO NOTHING RETURNING id", [task_id, *values])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        cursor.execute(f"UPDATE {TASK} SET answer_count = answer_count + 1 WHERE id = %s",
+                       [task_id])
         cursor.execute(
             f"""UPDATE {ASSIGNMENT} SET status = %s, lease_expires_at = NULL, updated_at = %s
-                WHERE task_id = %s AND annotator_id = %s AND status = %s""",
-            [ANSWERED, moment, task_id, user_id, LEASED],
+                WHERE task_id = %s AND annotator_id = %s""",
+            [ANSWERED, moment, task_id, user_id],
         )
-        cursor.execute(f"{insert} VALUES (%s, {', '.join(['%s'] * (4 + len(fields)))}) "
-                       "RETURNING id", [task_id, *values])
-        return cursor.fetchone()[0]
+        return row[0]
 
 
 # --- The screen -----------------------------------------------------------------------------

@@ -15,14 +15,13 @@ SQLite the IMMEDIATE transaction mode serialises writers instead.
 
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import combinations
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
@@ -140,20 +139,32 @@ def lease_next(*, user_id: int, project_id: int, after: int | None = None) -> Le
     for skip_locked in passes:
         while True:
             with transaction.atomic():
-                found = held_or_open_task(project_id=project_id, user_id=user_id, now=now,
-                                          exclude=passed, skip_locked=skip_locked)
-                if found is None:
-                    break
-                task_id, held_until = found
-                if held_until is not None:
-                    return Lease(task_id=task_id, expires_at=held_until)
-                # Counted again now that the row is ours, in a fresh statement.
-                expires = lease_task(task_id=task_id, user_id=user_id, now=now,
-                                     until=now + lease_duration())
-                if expires is not None:
-                    return Lease(task_id=task_id, expires_at=expires)
-            passed.append(task_id)  # full meanwhile: the next one
+                outcome = _lease_try(user_id=user_id, project_id=project_id, now=now,
+                                     exclude=passed, skip_locked=skip_locked)
+            if outcome is None:
+                break
+            if isinstance(outcome, Lease):
+                return outcome
+            passed.append(outcome)  # full meanwhile: the next one
     return None
+
+
+def _lease_try(
+    *, user_id: int, project_id: int, now: datetime, exclude: list[int], skip_locked: bool
+) -> Lease | int | None:
+    """One try, in the caller's transaction: the user's live lease or a new one, the id of the
+    task picked but found full meanwhile, or None when no task is open for them."""
+    found = held_or_open_task(project_id=project_id, user_id=user_id, now=now, exclude=exclude,
+                              skip_locked=skip_locked)
+    if found is None:
+        return None
+    task_id, held_until = found
+    if held_until is not None:
+        return Lease(task_id=task_id, expires_at=held_until)
+    # Counted again now that the row is ours, in a fresh statement.
+    expires = lease_task(task_id=task_id, user_id=user_id, now=now,
+                         until=now + lease_duration())
+    return task_id if expires is None else Lease(task_id=task_id, expires_at=expires)
 
 
 def next_task_for(
@@ -276,17 +287,6 @@ def _not_stored(*, model: type[Answer], target: AnswerTarget, user_id: int,
     raise _conflict("This task was not handed to you; ask for your next task.")
 
 
-@contextmanager
-def _own_transaction() -> Iterator[None]:
-    """A statement outside a transaction is one on its own (autocommit); inside the caller's, a
-    savepoint keeps its failure from spoiling the rest."""
-    if connection.in_atomic_block:
-        with transaction.atomic():
-            yield
-    else:
-        yield
-
-
 def answer_store(
     *,
     user_id: int,
@@ -298,8 +298,9 @@ def answer_store(
     """Store the annotator's answer to a task leased to them; (answer, created).
 
     The same idempotency key again returns the stored answer with created False and stores
-    nothing: the insert meets the unique constraint on (annotator, key), also when two requests
-    race, or finds the lease already answered, and the stored answer is looked up and returned.
+    nothing: the insert finds the lease already answered or meets the unique constraint on
+    (annotator, key), also when two requests race, and the stored answer is looked up and
+    returned. Runs in the caller's transaction when there is one.
     """
     fields = _answer_fields(key=target.key, mode=target.rating_mode, answer=answer)
     model = model_for_mode(target.rating_mode)
@@ -310,14 +311,10 @@ def answer_store(
             values["ranking"], connection
         )
     # No look-up first: a retry is rare, and the lease (or a unique constraint) catches it.
-    try:
-        with _own_transaction():
-            answer_id = store_answer(
-                model=model, task_id=target.task_id, user_id=user_id, now=now,
-                idempotency_key=idempotency_key, time_spent_ms=time_spent_ms, fields=values,
-            )
-    except IntegrityError:
-        answer_id = None
+    answer_id = store_answer(
+        model=model, task_id=target.task_id, user_id=user_id, now=now,
+        idempotency_key=idempotency_key, time_spent_ms=time_spent_ms, fields=values,
+    )
     if answer_id is None:
         return _not_stored(model=model, target=target, user_id=user_id,
                            idempotency_key=idempotency_key), False
@@ -337,10 +334,21 @@ def answer_and_lease_next(
 ) -> tuple[StoredAnswer, bool, Lease | None]:
     """Store the answer (`answer_store`) and lease the annotator's next task in the project
     (`lease_next`; `after`: a task they hold already, for preloading), so one request per
-    answer keeps an annotator going. A replayed answer comes with the next task too."""
-    stored, created = answer_store(user_id=user_id, target=target, answer=answer,
-                                   idempotency_key=idempotency_key, time_spent_ms=time_spent_ms)
-    return stored, created, lease_next(user_id=user_id, project_id=target.project_id, after=after)
+    answer keeps an annotator going. A replayed answer comes with the next task too.
+
+    The answer and the first try at the next lease share one transaction (one commit); the
+    rare further tries are lease_next's own.
+    """
+    with transaction.atomic():
+        stored, created = answer_store(user_id=user_id, target=target, answer=answer,
+                                       idempotency_key=idempotency_key,
+                                       time_spent_ms=time_spent_ms)
+        first = _lease_try(user_id=user_id, project_id=target.project_id, now=timezone.now(),
+                           exclude=[] if after is None else [after], skip_locked=True)
+    if isinstance(first, Lease):
+        return stored, created, first
+    return stored, created, lease_next(user_id=user_id, project_id=target.project_id,
+                                       after=after)
 
 
 def answer_submit(
