@@ -11,6 +11,8 @@ from rest_framework.test import APIClient
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = "/tmp/tunelab_annotate.png"
+# Answers, with or without the `?after=` that names the preloaded task.
+ANSWER_URL = re.compile(r"/api/tasks/[0-9]+/answer/(\?.*)?$")
 
 
 def exported(project, admin) -> list[dict]:
@@ -58,9 +60,11 @@ def test_annotator_rates_with_the_keyboard_undoes_and_the_export_has_the_answers
         else:
             route.continue_()
 
-    page.route("**/api/tasks/*/answer/", answer_route)
+    page.route(ANSWER_URL, answer_route)
     preloaded = re.compile(r"^[0-9]+$")
 
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
     answered: dict[int, int] = {}
     for key in ("5", "2", "4"):
         task_id = int(stage.get_attribute("data-task-id"))
@@ -76,6 +80,8 @@ def test_annotator_rates_with_the_keyboard_undoes_and_the_export_has_the_answers
             held[0].continue_()
     first, second, third = answered
     expect(page.locator("#progress")).to_have_text("3 of 4 today")
+    # Each answer's reply brought the task to preload: no next-task requests while answering.
+    assert not [url for url in asked if "/next-task/" in url]
     assert sent_bodies[0] == sent_bodies[1]
     assert sent_bodies[0]["answer"] == {"score": 5}
     assert sent_bodies[0]["time_spent_ms"] > 0
@@ -189,7 +195,7 @@ def test_a_refused_answer_is_reported_without_stopping_the_annotator(
     built = shapes_project(task="detection", rating_mode="scale", n_items=2)
     log_in(page, live_server, built.annotator)
     page.route(
-        "**/api/tasks/*/answer/",
+        ANSWER_URL,
         lambda route: route.fulfill(
             status=409, content_type="application/json",
             body=json.dumps({"detail": "You skipped this task.", "errors": {}}),

@@ -14,9 +14,10 @@ def next_task(client, project) -> dict:
     return response.json()
 
 
-def answer(client, task_id: int, body: dict, key: str | None = None, **extra):
+def answer(client, task_id: int, body: dict, key: str | None = None, *, query: str = "",
+           **extra):
     return client.post(
-        f"/api/tasks/{task_id}/answer/",
+        f"/api/tasks/{task_id}/answer/{query}",
         {"answer": body, "idempotency_key": key or str(uuid.uuid4()), **extra},
         format="json",
     )
@@ -193,3 +194,54 @@ def test_the_hot_path_takes_a_fixed_number_of_queries(make_project, make_user, a
         # nothing: on PostgreSQL the answer is one statement in autocommit).
         assert len(answering) <= (10 if connection.vendor == "postgresql" else 14)
     assert len(leasing) <= 9
+
+
+def test_an_answer_carries_the_next_task(make_project, make_user, api_client_for):
+    user = make_user()
+    project = make_project(rating_mode=RatingMode.SCALE, n_items=2, n_candidates=2,
+                           annotators=[user])
+    client = api_client_for(user)
+    first = next_task(client, project)
+    preload = client.get(f"/api/projects/{project.pk}/next-task/?after={first['id']}").json()
+    reply = answer(client, first["id"], {"score": 2}, "carry",
+                   query=f"?after={preload['id']}")
+    assert reply.status_code == 201
+    carried = reply.json()["next_task"]
+    # Leased like next-task's tasks, and not the one the caller holds already.
+    assert set(carried) == set(first)
+    assert carried["id"] not in (first["id"], preload["id"])
+    assert carried["progress"]["done"] == 1
+    held = client.get(f"/api/projects/{project.pk}/next-task/?after={preload['id']}").json()
+    assert held["id"] == carried["id"]
+    # A retry of the answer stores nothing and hands back the same lease.
+    again = answer(client, first["id"], {"score": 2}, "carry",
+                   query=f"?after={preload['id']}")
+    assert again.status_code == 200 and again.json()["next_task"]["id"] == carried["id"]
+    assert Rating.objects.count() == 1
+
+
+def test_the_last_answer_carries_no_task(make_project, make_user, api_client_for):
+    user = make_user()
+    project = make_project(rating_mode=RatingMode.SCALE, n_items=1, n_candidates=1,
+                           annotators=[user])
+    client = api_client_for(user)
+    task = next_task(client, project)
+    reply = answer(client, task["id"], {"score": 5})
+    assert reply.status_code == 201 and reply.json()["next_task"] is None
+    assert reply.json()["answer"]["score"] == 5
+
+
+def test_answer_input_is_checked_like_the_schema_says(annotator_api, project):
+    task = next_task(annotator_api, project)
+    url = f"/api/tasks/{task['id']}/answer/"
+    body = {"answer": {"choice": "A"}, "idempotency_key": "k"}
+    bad_after = annotator_api.post(f"{url}?after=0", body, format="json")
+    assert bad_after.status_code == 400 and "after" in bad_after.json()["errors"]
+    not_json = annotator_api.post(url, "answer=A", content_type="text/plain")
+    assert not_json.status_code == 415
+    too_long = annotator_api.post(url, {**body, "idempotency_key": "k" * 65}, format="json")
+    assert too_long.status_code == 400 and "idempotency_key" in too_long.json()["errors"]
+    as_text = annotator_api.post(url, {**body, "time_spent_ms": "1500"}, format="json")
+    assert as_text.status_code == 201 and as_text.json()["time_spent_ms"] == 1500
+    assert annotator_api.get(url).status_code == 405
+    assert Comparison.objects.count() == 1

@@ -4,6 +4,7 @@ a viewer (reads, cannot answer), an annotator (reads and answers, no quality pag
 import pytest
 from django.middleware.csrf import get_token
 from django.test import RequestFactory
+from rest_framework.authtoken.models import Token
 
 from labeling.models import Comparison
 from labeling.services import next_task_for
@@ -105,3 +106,35 @@ def test_django_admin_lists_everything_for_staff_only(client, make_user, project
         assert client.get(f"/admin/{page}/").status_code == 200, page
     assert client.get(f"/admin/projects/project/{project.pk}/change/").status_code == 200
     assert client.get(f"/admin/labeling/task/{lease.task_id}/change/").status_code == 200
+
+
+def test_plain_endpoints_authenticate_like_the_rest(api_client_for, annotator, project):
+    url = f"/api/projects/{project.pk}/next-task/"
+    client = api_client_for(None)
+    anonymous = client.get(url)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Token")
+    assert client.post("/api/tasks/1/answer/", {}, format="json").status_code == 401
+    assert client.get("/api/tasks/1/answer/").status_code == 401
+    for header in ("Token", "Token a b", "Token not-a-token"):
+        client.credentials(HTTP_AUTHORIZATION=header)
+        response = client.get(url)
+        assert response.status_code == 401, header
+        assert response.json()["detail"]
+
+
+def test_a_revoked_token_or_deactivated_user_is_refused_at_once(api_client_for, make_user,
+                                                               project):
+    user = make_user()
+    membership_set(project=project, user=user, role=Role.ANNOTATOR)
+    client = api_client_for(user)
+    url = f"/api/projects/{project.pk}/next-task/"
+    assert client.get(url).status_code == 200
+    user.is_active = False
+    user.save()
+    assert client.get(url).status_code == 401
+    user.is_active = True
+    user.save()
+    assert client.get(url).status_code == 200
+    Token.objects.filter(user=user).delete()
+    assert client.get(url).status_code == 401

@@ -3,12 +3,18 @@ own database connection, all asking for and answering tasks at once."""
 
 import threading
 from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
+from common.errors import ApplicationError
+from common.permissions import ANNOTATORS
 from labeling.models import Assignment, AssignmentStatus, Rating, Task
-from labeling.services import answer_submit, next_task_for
+from labeling.selectors import answer_target
+from labeling.services import answer_and_lease_next, answer_submit, lease_next, next_task_for
 from projects.models import RatingMode
 
 pytestmark = [
@@ -111,3 +117,80 @@ def test_racing_retries_of_one_answer_store_it_once(make_project, make_user):
     assert sorted(created for _, created in results) == [False, False, False, True]
     assert Rating.objects.count() == 1
     assert Task.objects.get(pk=task.pk).answer_count == 1
+
+
+def run_threads(work: Callable, args: list) -> None:
+    """Run `work(arg)` in one thread per arg, all released at once; re-raise the first error."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(args))
+
+    def run(arg) -> None:
+        try:
+            start.wait()
+            work(arg)
+        except BaseException as error:  # re-raised in the main thread
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(arg,)) for arg in args]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def test_answers_that_carry_the_next_lease_fill_every_task_exactly(make_project, make_user):
+    """The HTTP path: each answer leases the next task in the same transaction."""
+    users = [make_user() for _ in range(6)]
+    project = make_project(rating_mode=RatingMode.SCALE, overlap=3, n_items=10, n_candidates=2,
+                           annotators=users)
+    served: dict[int, list[int]] = {user.pk: [] for user in users}
+
+    def work(user) -> None:
+        lease = lease_next(user_id=user.pk, project_id=project.pk)
+        while lease is not None:
+            served[user.pk].append(lease.task_id)
+            target = answer_target(user_id=user.pk, task_id=lease.task_id, roles=ANNOTATORS)
+            _, created, lease = answer_and_lease_next(
+                user_id=user.pk, target=target, answer={"score": 4},
+                idempotency_key=f"{user.pk}-{lease.task_id}",
+            )
+            assert created
+
+    run_threads(work, users)
+    for tasks in served.values():
+        assert len(tasks) == len(set(tasks)), "an annotator was served a task twice"
+    assert set(Counter(t for tasks in served.values() for t in tasks).values()) == {3}
+    assert Rating.objects.count() == 60
+    assert set(Task.objects.values_list("answer_count", flat=True)) == {3}
+
+
+def test_lapsed_leases_racing_for_the_last_slot_store_one_answer(make_project, make_user):
+    users = [make_user() for _ in range(4)]
+    project = make_project(rating_mode=RatingMode.SCALE, overlap=1, n_items=1, n_candidates=1,
+                           annotators=users)
+    task = Task.objects.select_related("project").get(project=project)
+    # Four annotators each still hold a lease that ran out; the task has one slot.
+    Assignment.objects.bulk_create([
+        Assignment(task=task, annotator=user, status=AssignmentStatus.LEASED,
+                   lease_expires_at=timezone.now() - timedelta(seconds=1))
+        for user in users
+    ])
+    outcomes: list[int] = []
+
+    def work(user) -> None:
+        try:
+            answer_submit(user=user, task=task, answer={"score": 1},
+                          idempotency_key=f"race-{user.pk}")
+            outcomes.append(201)
+        except ApplicationError as error:
+            outcomes.append(error.status_code)
+
+    run_threads(work, users)
+    assert sorted(outcomes) == [201, 409, 409, 409]
+    assert Rating.objects.count() == 1
+    assert Task.objects.get(pk=task.pk).answer_count == 1
+    assert Assignment.objects.filter(status=AssignmentStatus.ANSWERED).count() == 1
