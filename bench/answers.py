@@ -4,13 +4,16 @@
 
 Builds a fresh database (`<name>_answers_bench` beside the one DATABASE_URL names; dropped
 first), one 1-5 scale project with enough tasks for the run (overlap 3) and one annotator per
-client, serves the app with gunicorn on 127.0.0.1, and lets every client loop over GET next-task
-+ POST answer (token auth, a fresh idempotency key each time) for `--seconds` after `--warmup`.
-Reports
-answers/s over the measured window, p50/p99 latency of both requests, and checks afterwards that
-the database holds exactly as many ratings as 201 answers were given, none over a task's overlap
-and none twice by one annotator. The load generator runs on the same machine as the server and
-PostgreSQL, so all three share its cores.
+client, serves the app with gunicorn on 127.0.0.1 (scripts/gunicorn.conf.py), and lets every
+client (a thread with one keep-alive connection) ask for its first task and then loop over POST
+answer (token auth, a fresh idempotency key each time), each answer's reply carrying the next
+task, for `--seconds` after `--warmup`. By default the clients send as fast as they are
+answered; with `--rate` they send on a fixed schedule that adds up to that many answers/s, and
+latency is counted from the scheduled moment (a late reply delays what follows, and that wait
+counts). Reports answers/s over the measured window, p50/p99 latency, CPU per answer of
+gunicorn, PostgreSQL and the load generator, and checks afterwards that the database holds
+exactly as many ratings as 201 answers were given, none over a task's overlap and none twice by
+one annotator. Server, PostgreSQL and load generator share the machine's cores.
 """
 
 import argparse
@@ -28,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 REPO = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = REPO / "scripts" / "gunicorn.conf.py"
 sys.path.insert(0, str(REPO / "platform"))
 sys.path.insert(0, str(REPO))
 
@@ -47,11 +51,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=32, help="concurrent annotators")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured start")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
-    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--workers", type=int, help="gunicorn worker processes "
+                        f"(default: {GUNICORN_CONF.relative_to(REPO)})")
+    parser.add_argument("--worker-class", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, help="threads per gthread worker")
     parser.add_argument("--items", type=int, default=4000,
                         help="items (x2 candidates x overlap 3 = answer slots)")
+    parser.add_argument("--rate", type=float,
+                        help="answers/s of all clients together, on a fixed schedule "
+                             "(default: as fast as answered)")
     parser.add_argument("--port", type=int, default=8931)
     return parser.parse_args()
 
@@ -132,11 +140,14 @@ def build_project(args: argparse.Namespace) -> tuple[int, list[str]]:
 
 def start_server(args: argparse.Namespace, env: dict) -> subprocess.Popen:
     command = [
-        str(REPO / ".venv" / "bin" / "gunicorn"), "config.wsgi",
+        str(REPO / ".venv" / "bin" / "gunicorn"), "config.wsgi", "-c", str(GUNICORN_CONF),
         "--chdir", str(REPO / "platform"), "--bind", f"127.0.0.1:{args.port}",
-        "--workers", str(args.workers), "--worker-class", args.worker_class,
-        "--threads", str(args.threads), "--log-level", "warning", "--backlog", "256",
+        "--log-level", "warning",
     ]
+    for flag, value in (("--workers", args.workers), ("--worker-class", args.worker_class),
+                        ("--threads", args.threads)):
+        if value is not None:
+            command += [flag, str(value)]
     server = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -151,8 +162,21 @@ def start_server(args: argparse.Namespace, env: dict) -> subprocess.Popen:
     sys.exit("gunicorn did not start")
 
 
+def server_description(args: argparse.Namespace) -> str:
+    """gunicorn's processes and threads as run: the flags given, else the config file's."""
+    conf: dict = {}
+    exec(GUNICORN_CONF.read_text(), conf)  # plain assignments (and os.environ)
+    workers = args.workers or conf["workers"]
+    worker_class = args.worker_class or conf["worker_class"]
+    threads = args.threads or conf["threads"]
+    return f"gunicorn {workers} x {worker_class}" + (
+        f" ({threads} threads)" if worker_class == "gthread" else "")
+
+
 def run_client(port: int, token: str, project_id: int, start: float, window: tuple[float, float],
-               stats: ClientStats) -> None:
+               stats: ClientStats, interval: float | None = None) -> None:
+    """One annotator. With `interval`, answer k is due at start + k * interval and its latency
+    is counted from then."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     _, stop = window
@@ -165,6 +189,7 @@ def run_client(port: int, token: str, project_id: int, start: float, window: tup
         return response.status, data, (time.perf_counter() - t0) * 1000
 
     task_id = None  # the task leased to this client, carried by the last answer's response
+    due = start
     while time.perf_counter() < stop:
         if task_id is None:
             status, data, ms = call("GET", f"/api/projects/{project_id}/next-task/")
@@ -178,7 +203,15 @@ def run_client(port: int, token: str, project_id: int, start: float, window: tup
             task_id = json.loads(data)["id"]
         body = json.dumps({"answer": {"score": 1 + task_id % 5},
                            "idempotency_key": str(uuid.uuid4()), "time_spent_ms": 900}).encode()
+        late_ms = 0.0
+        if interval is not None:
+            due += interval
+            now = time.perf_counter()
+            if due > now:
+                time.sleep(due - now)
+            late_ms = max(0.0, time.perf_counter() - due) * 1000
         status, data, ms = call("POST", f"/api/tasks/{task_id}/answer/", body)
+        ms += late_ms
         measured = window[0] <= time.perf_counter() < stop
         if status == 201:
             stats.answered_total += 1
@@ -263,10 +296,14 @@ def main() -> None:
         cpu_before = (server_cpu(), postgres_cpu(), time.process_time())
         start = time.perf_counter()
         window = (start + args.warmup, start + args.warmup + args.seconds)
+        interval = None if args.rate is None else len(tokens) / args.rate
         threads = [
             threading.Thread(target=run_client,
-                             args=(args.port, token, project_id, start, window, s))
-            for token, s in zip(tokens, stats, strict=True)
+                             args=(args.port, token, project_id,
+                                   # Clients spread evenly over one interval.
+                                   start + (interval or 0) * i / len(tokens), window, s,
+                                   interval))
+            for i, (token, s) in enumerate(zip(tokens, stats, strict=True))
         ]
         for thread in threads:
             thread.start()
@@ -280,9 +317,8 @@ def main() -> None:
     nexts = [ms for s in stats for ms in s.next_ms]
     both = answers + nexts
     report = {
-        "clients": args.clients, "server": f"gunicorn {args.workers} x {args.worker_class}"
-        + (f" ({args.threads} threads)" if args.worker_class == "gthread" else ""),
-        "seconds": args.seconds,
+        "clients": args.clients, "server": server_description(args),
+        "seconds": args.seconds, "rate": args.rate,
         "answers_per_s": round(sum(s.answered_in_window for s in stats) / args.seconds, 1),
         "answer_p50_ms": percentile(answers, 0.5),
         "answer_p99_ms": percentile(answers, 0.99),

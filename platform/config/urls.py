@@ -12,8 +12,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/auth/token/", obtain_auth_token, name="auth-token"),
-    path("api/", include("projects.urls")),
+    # The annotation queue first: its next-task and answer are most of the API's requests.
     path("api/", include("labeling.urls")),
+    path("api/", include("projects.urls")),
     path("api/", include("exports.urls")),
     path("api/", include("ingest.urls")),
     path("api/", include("rewards.urls")),

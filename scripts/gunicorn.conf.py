@@ -1,0 +1,16 @@
+"""gunicorn settings for Tunelab's web server on a small machine (2 cores):
+`gunicorn config.wsgi -c scripts/gunicorn.conf.py` (bench/answers.py uses it). Flags override.
+
+Threads carry the concurrency: a request spends much of its time waiting on PostgreSQL (and its
+commits), and an annotator's keep-alive connection stays open between answers. One process per
+core; more processes only add GIL-free CPU the cores do not have, more threads per process add
+GIL contention. `WEB_WORKERS` and `WEB_THREADS` change them.
+"""
+
+import os
+
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", "2"))
+threads = int(os.environ.get("WEB_THREADS", "8"))
+keepalive = 5  # seconds an idle keep-alive connection is kept
+backlog = 256
