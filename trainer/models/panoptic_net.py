@@ -2,12 +2,13 @@
 per patch over the task's panoptic tokens (a category and an instance slot, see
 `trainer.tasks.panoptic`).
 
-It is a `Colorizer` in all but its input: three colour channels instead of grey, plus two
-channels of normalised (y, x) coordinates. The coordinates matter because an instance's slot
-names the cell of the image its box centre lies in: an absolute position, which convolutions
-alone (translation-equivariant) could only infer near the borders. Everything else is inherited
-unchanged: the per-patch factorised distribution, hence exact `sample` and `log_prob` from one
-forward pass, and the pieces `mle_step` and `reinforce_step` use.
+It is a `Colorizer` with two changes. Its input is three colour channels instead of grey, plus
+two channels of normalised (y, x) coordinates: an instance's slot names the cell of the image its
+box centre lies in, an absolute position, which convolutions alone (translation-equivariant)
+could only infer near the borders. And a coarse path (see `__init__`) adds the view of whole
+objects that telling shapes apart needs. Everything else is inherited unchanged: the per-patch
+factorised distribution, hence exact `sample` and `log_prob` from one forward pass, and the
+pieces `mle_step` and `reinforce_step` use.
 """
 
 from __future__ import annotations
