@@ -74,7 +74,14 @@ _session_auth = SessionAuthentication()
 
 def authenticated_user_id(request: HttpRequest) -> int:
     """The caller's user id: by token, else by session (with the CSRF check on unsafe
-    methods). AuthenticationFailed or NotAuthenticated (401), PermissionDenied (403, CSRF)."""
+    methods). AuthenticationFailed or NotAuthenticated (401), PermissionDenied (403, CSRF).
+
+    A user forced by DRF's APIClient/APIRequestFactory (`force_authenticate`, in-process
+    callers such as rewards.simulated; never set from HTTP) is taken as DRF takes it.
+    """
+    forced = getattr(request, "_force_auth_user", None)
+    if forced is not None:
+        return forced.pk
     by_token = _token_auth.authenticate(request)
     if by_token is not None:
         return by_token[0]
