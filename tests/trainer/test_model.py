@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -94,3 +96,21 @@ def test_trimming_padding_changes_no_log_prob(model_and_codec) -> None:
     assert trimmed.shape[1] <= tokens.shape[1]
     with torch.no_grad():
         assert torch.allclose(model.log_prob(x, trimmed), model.log_prob(x, tokens), atol=1e-5)
+
+
+def test_confidence_loss_cannot_move_the_policy(model_and_codec) -> None:
+    """The deterministic (confidence) positions train their own readout only: a step on a loss
+    of their logits alone changes them and leaves every policy logit as it was."""
+    model, codec = model_and_codec
+    x = images()
+    tokens, _ = model.sample(x, 2, generator=torch.Generator().manual_seed(1))
+    trained = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(trained.parameters(), lr=1.0)
+    loss = -codec.conf_logprobs(trained.logits(x, tokens))[..., 0].sum()
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        before, after = model.logits(x, tokens), trained.logits(x, tokens)
+    policy = ~model.deterministic
+    assert torch.equal(before[:, policy], after[:, policy])
+    assert not torch.allclose(before[:, ~policy], after[:, ~policy])

@@ -5,7 +5,10 @@ output length, which tokens are allowed at each position (a grammar, applied ide
 sampling, scoring and training, so `sample` and `log_prob` describe one distribution), and which
 positions are *deterministic*: filled with their arg-max, left out of the sequence log-probability
 and fed back to the decoder as a placeholder (detection's confidence token: a prediction about
-the box, not part of the policy).
+the box, not part of the policy). Their logits come from their own readout (a small MLP) of the
+decoder state with its gradient stopped, so the supervised loss that trains them cannot move the
+policy: trained through the shared decoder, detection's confidence loss alone took a pretrained
+model from 45.9 to 1.2 mAP in 600 steps.
 
 Two verbs make it tunable: `sample(images, n) -> (tokens, logprobs)` and
 `log_prob(images, tokens) -> logprobs`. Sampling keeps a KV cache; `use_cache=False` recomputes
@@ -158,6 +161,10 @@ class Pix2SeqModel(nn.Module):
         )
         self.dec_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, spec.vocab_size)
+        self.readout = (
+            nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, spec.vocab_size))
+            if spec.deterministic.any() else None
+        )
         # Buffers follow the model to its device; -inf where the grammar forbids a token.
         self.register_buffer(
             "grammar", torch.where(spec.allowed, 0.0, -math.inf), persistent=False
@@ -196,7 +203,14 @@ class Pix2SeqModel(nn.Module):
         x = self.embed(inputs) + self.dec_pos[:, pos : pos + t]
         for i, block in enumerate(self.decoder):
             x = block(x, memory_kv[i], None if caches is None else caches[i], pos)
-        return self.head(self.dec_norm(x)) + self.grammar[pos : pos + t]
+        x = self.dec_norm(x)
+        logits = self.head(x)
+        deterministic = self.deterministic[pos : pos + t]
+        if self.readout is not None and deterministic.any():
+            # Deterministic positions read the decoder state without moving it.
+            where = deterministic.nonzero()[:, 0]
+            logits = logits.index_copy(1, where, self.readout(x[:, where].detach()))
+        return logits + self.grammar[pos : pos + t]
 
     # --- the verbs ---
 
