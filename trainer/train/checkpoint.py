@@ -48,7 +48,10 @@ class Checkpoint:
         shapes = shapes_config(from_dict(DataConfig, self.data_config))
         task = entry.make_task(self.task_config, self.class_names, shapes)
         model = entry.make_model(self.model_config, task.spec)
-        model.load_state_dict(self.state)
+        # Checkpoints written before the confidence readout existed load with a fresh one.
+        missing, unexpected = model.load_state_dict(self.state, strict=False)
+        if unexpected or any(not key.startswith("readout.") for key in missing):
+            model.load_state_dict(self.state)  # raises, naming the keys
         return model.to(device), task
 
 
