@@ -26,7 +26,8 @@ from trainer.train.mle import make_optimizer, mle_step
 from trainer.train.reinforce import reinforce_step
 
 TINY_MODEL = ColorizerConfig(image_size=32, width=16, blocks=2)
-TASK = PanopticTask(PanopticTaskConfig(), len(CLASS_NAMES))
+# 2-pixel patches of 32-pixel images: the default 4-pixel patches of 64-pixel ones, scaled.
+TASK = PanopticTask(PanopticTaskConfig(patch=2), len(CLASS_NAMES))
 SHAPES = ShapesConfig(image_size=32, max_objects=3, min_object_size=0.2, max_object_size=0.5)
 
 

@@ -21,7 +21,7 @@ from trainer.train.checkpoint import load_checkpoint
 TINY = {
     "captioning": ["image_size=32", "d_model=32", "heads=2", "encoder_layers=1",
                    "decoder_layers=1", "max_words=24", "idf_images=8"],
-    "panoptic": ["image_size=32", "width=8", "blocks=1"],
+    "panoptic": ["image_size=32", "width=8", "blocks=1", "patch=2"],
     "colorization": ["image_size=32", "width=8", "blocks=1"],
 }
 RUN = ["steps=2", "batch_size=2", "warmup=1", "eval_images=3", "max_objects=3"]

@@ -76,6 +76,7 @@ _TUNE = TuneConfig(steps=20_000, batch_size=8, samples=8, baseline="loo", lr=1e-
 _CAPTIONING = BenchPlan(ModelConfig(), CaptioningTaskConfig(), _DATA, _PRETRAIN, _TUNE)
 # Panoptic samples at temperature 0.5: at 1, independent patches scatter ~20 segments a map
 # and a short CPU probe (a weak MLE model) collapsed to all-background maps within 100 steps.
+# Probe of this plan cut short (7 min MLE, 4 min tuning; 200 val scenes): PQ 22.3 -> 24.7.
 _PANOPTIC = BenchPlan(ColorizerConfig(), PanopticTaskConfig(), _DATA,
                       dataclasses.replace(_PRETRAIN, lr=2e-3),
                       dataclasses.replace(_TUNE, lr=5e-5, temperature=0.5))
@@ -111,11 +112,12 @@ def run_task_benchmark(
     plan = plan or (bench.quick if quick else bench.full)
     root = runs_dir / (f"bench-{name}-quick" if quick else f"bench-{name}")
     log = MetricsLog(root / "metrics.jsonl")
+    # Keyed before the thread count is chosen: a cached model serves whatever is picked now.
+    mle_path = root / f"mle-{config_hash(plan.model, plan.task, plan.data, plan.pretrain)}.pt"
     threads = 0 if torch.cuda.is_available() else pick_threads(
         name, plan.model, plan.task, plan.data, plan.pretrain.batch_size)
     pre_cfg = dataclasses.replace(plan.pretrain, threads=threads)
     tune_cfg = dataclasses.replace(plan.tune, threads=threads)
-    mle_path = root / f"mle-{config_hash(plan.model, plan.task, plan.data, pre_cfg)}.pt"
     pretrained = pretrain_cached(mle_path, plan.model, plan.task, plan.data, pre_cfg,
                                  task_name=name, use_cache=use_cache, log=log, progress=progress)
     mle = pretrained.checkpoint

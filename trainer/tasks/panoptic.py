@@ -6,9 +6,12 @@ the background (the one stuff category), else a thing category and an instance *
 on a `slot_grid` x `slot_grid` grid over the image: a label every patch of the object can work
 out from what it sees of the object (where the object is), so the per-patch distribution, which
 is independent across patches given the image, can agree on one label per instance. Two
-instances of one class whose centres share a cell merge; with the defaults (2-pixel patches,
-4x4 slots) the ground truth encoded and decoded back scores PQ 85.3 on the val split (300
-scenes of up to 6 objects), the loss being the patches' blocky outlines, merges next to nothing.
+instances of one class whose centres share a cell merge. The ground truth encoded and decoded
+back scores PQ 71.0 with the defaults (4-pixel patches, 4x4 slots) on the val split (300 scenes
+of up to 6 objects), 85.3 with 2-pixel patches: the loss is the patches' blocky outlines, merges
+cost under 0.5. 4-pixel patches are the default because the model learns faster on them: in
+7 CPU minutes MLE reached PQ 22.3 against 14.2 in 10 minutes with 2-pixel patches (2.6x
+cheaper steps, and fewer stray patches making segments of their own).
 
 A patch's target is the token of the segment that covers most of its pixels; a token decodes to
 the panoptic pair (category, instance) = (k + 1, s + 1), or (0, 0) for the background, painted
@@ -47,7 +50,7 @@ BACKGROUND_TOKEN = 0
 class PanopticTaskConfig:
     """The panoptic task: output grid and instance slots (both shape the model's output)."""
 
-    patch: int = opt(2, "pixels a side of the patch that gets one label (a power of two)")
+    patch: int = opt(4, "pixels a side of the patch that gets one label (a power of two)")
     slot_grid: int = opt(4, "an instance's id is the cell of its box centre on this grid a side")
 
 
