@@ -31,6 +31,7 @@ TUNE_RULES: dict[str, Rule] = {
     "baseline": (lambda v: v in BASELINES, f"must be one of {', '.join(BASELINES)}"),
     "credit": (lambda v: v in CREDITS, f"must be one of {', '.join(CREDITS)}"),
     "lr": (lambda v: 0 < v < 1, "must be above 0 and below 1"),
+    "readout_lr": (lambda v: 0 <= v < 1, "must be 0 or more and below 1"),
     "warmup": (lambda v: v >= 0, "must be 0 or more"),
     "temperature": (lambda v: v > 0, "must be above 0"),
     "kl_coef": (lambda v: v >= 0, "must be 0 or more"),

@@ -86,6 +86,8 @@ class TuneConfig:
                                   "reward (the paper); 'reward_to_go': only the reward gained "
                                   "from its box on (same expected gradient, less variance)")
     lr: float = opt(1e-4, "AdamW learning rate (constant after warmup)")
+    readout_lr: float = opt(1e-3, "learning rate of the confidence readout (its own loss, "
+                                  "apart from the policy)")
     warmup: int = opt(20, "warmup steps")
     temperature: float = opt(1.0, "sampling temperature during tuning")
     kl_coef: float = opt(0.0, "KL penalty to the pretrained policy (paper: none)")

@@ -174,9 +174,11 @@ def tune(
         task, reward_model.to(device), scale=reward_scale)
     _check_tune_config(config, policy_task)
     frozen = _reference_policy(model, pretrained, reference, config, device)
-    optimizer = make_optimizer(model, config.lr, 0.0)
+    optimizer = make_optimizer(model, config.lr, 0.0, readout_lr=config.readout_lr)
     if resumed and pretrained.optimizer:
         optimizer.load_state_dict(pretrained.optimizer)
+        for group in optimizer.param_groups:  # saved before groups kept their peak rate
+            group.setdefault("base_lr", config.lr)
     sampler = torch.Generator(device=device).manual_seed(config.seed + start)
     log = log or MetricsLog(None)
 
@@ -195,7 +197,7 @@ def tune(
         if _time_fraction(began, config.max_seconds) >= 1:
             break
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+            group["lr"] = group["base_lr"] * min(1.0, (step + 1) / max(1, config.warmup))
         batch = stream.next_batch(config.batch_size, model.config.image_size).to(device)
         metrics = reinforce_step(model, optimizer, policy_task, batch, config, sampler, frozen)
         times.append(time.perf_counter() - tick)

@@ -45,11 +45,22 @@ def warmup_cosine(
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with no decay on biases, norms, embeddings' positions (1-D or position tables)."""
-    decay, no_decay = [], []
+def make_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, readout_lr: float | None = None
+) -> torch.optim.AdamW:
+    """AdamW with no decay on biases, norms, embeddings' positions (1-D or position tables).
+    With `readout_lr`, the confidence readout (`readout.*`, trained apart from the policy by its
+    own loss) learns at that rate. Each group keeps its peak rate as `base_lr` for schedules."""
+    decay, no_decay, readout = [], [], []
     for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or name.endswith("_pos") else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+        if readout_lr is not None and name.startswith("readout."):
+            readout.append(p)
+        else:
+            (no_decay if p.ndim < 2 or name.endswith("_pos") else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay, "base_lr": lr},
+              {"params": no_decay, "weight_decay": 0.0, "base_lr": lr}]
+    if readout:
+        groups.append({"params": readout, "weight_decay": 0.0, "base_lr": readout_lr})
+    for group in groups:
+        group["lr"] = group["base_lr"]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
