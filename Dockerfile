@@ -34,4 +34,4 @@ RUN pip install --no-deps -e . \
 USER tunelab
 EXPOSE 8000
 # The web server by default; docker-compose.yml sets each service's command.
-CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput && gunicorn config.wsgi --bind 0.0.0.0:8000 --workers ${WEB_WORKERS:-3}"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput && gunicorn config.wsgi -c scripts/gunicorn.conf.py --bind 0.0.0.0:8000"]
