@@ -26,36 +26,21 @@ pytestmark = [
 
 def run_annotators(project, users, *, answer: bool) -> dict[int, list[int]]:
     served: dict[int, list[int]] = {user.pk: [] for user in users}
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(users))
 
     def work(user) -> None:
-        try:
-            start.wait()
-            if not answer:
-                # Hold leases without answering: one task, then a second one to preload.
-                first = next_task_for(user=user, project=project)
-                second = first and next_task_for(user=user, project=project,
-                                                 after=first.task_id)
-                served[user.pk] = [a.task_id for a in (first, second) if a is not None]
-                return
-            while (assignment := next_task_for(user=user, project=project)) is not None:
-                served[user.pk].append(assignment.task_id)
-                task = Task.objects.select_related("project").get(pk=assignment.task_id)
-                answer_submit(user=user, task=task, answer={"score": 3},
-                              idempotency_key=f"{user.pk}-{assignment.task_id}")
-        except BaseException as error:  # re-raised in the main thread
-            errors.append(error)
-        finally:
-            connections.close_all()
+        if not answer:
+            # Hold leases without answering: one task, then a second one to preload.
+            first = next_task_for(user=user, project=project)
+            second = first and next_task_for(user=user, project=project, after=first.task_id)
+            served[user.pk] = [a.task_id for a in (first, second) if a is not None]
+            return
+        while (assignment := next_task_for(user=user, project=project)) is not None:
+            served[user.pk].append(assignment.task_id)
+            task = Task.objects.select_related("project").get(pk=assignment.task_id)
+            answer_submit(user=user, task=task, answer={"score": 3},
+                          idempotency_key=f"{user.pk}-{assignment.task_id}")
 
-    threads = [threading.Thread(target=work, args=(user,)) for user in users]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    run_threads(work, list(users))
     return served
 
 

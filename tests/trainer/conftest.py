@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from trainer.data.coco import write_coco_dir
 from trainer.data.detection import DetectionExample
@@ -14,6 +15,15 @@ from trainer.data.shapes import ShapesConfig
 TINY_COCO_CATEGORIES = [
     {"id": 7, "name": "cat"}, {"id": 3, "name": "dog"}, {"id": 11, "name": "cup"},
 ]
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (tiny models: more threads only add overhead)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture

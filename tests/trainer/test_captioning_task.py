@@ -28,12 +28,7 @@ TINY_MODEL = ModelConfig(image_size=32, d_model=32, heads=2, encoder_layers=1, d
 TINY_TASK = CaptioningTaskConfig(max_words=24, idf_images=30)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

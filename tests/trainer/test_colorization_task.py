@@ -26,12 +26,7 @@ TINY_MODEL = ColorizerConfig(image_size=32, width=16, blocks=2)
 TASK = ColorizationTask(ColorizationTaskConfig())
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

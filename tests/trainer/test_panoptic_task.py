@@ -31,12 +31,7 @@ TASK = PanopticTask(PanopticTaskConfig(patch=2), len(CLASS_NAMES))
 SHAPES = ShapesConfig(image_size=32, max_objects=3, min_object_size=0.2, max_object_size=0.5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
