@@ -258,6 +258,26 @@ def store_answer(
         return row[0]
 
 
+def answer_and_lease(
+    *, user_id: int, task_id: int, roles: Sequence[str], mode: str, score: int | None,
+    choice: str | None, idempotency_key: str, time_spent_ms: int, now: datetime,
+    until: datetime, since: datetime, after: int | None,
+) -> list[tuple]:
+    """PostgreSQL only: a scale (`score`) or pairwise (`choice`) answer, the first try at the
+    user's next lease and that task's screen rows, in one call of labeling_answer_and_lease()
+    (migration labeling 0002, which says what it does). Rows (answer id, the scale answer's
+    candidate id, project id, next task id, its lease's expiry, then screen_rows' columns); the
+    next task's columns NULL when the try found none; no rows, with nothing written, when the
+    case is not plain."""
+    return _fetchall(
+        """SELECT * FROM labeling_answer_and_lease(
+               %s::integer, %s::bigint, %s::text[], %s::text, %s::integer, %s::text, %s::text,
+               %s::integer, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::bigint)""",
+        [user_id, task_id, list(roles), mode, score, choice, idempotency_key, time_spent_ms,
+         now, until, since, after],
+    )
+
+
 # --- The screen -----------------------------------------------------------------------------
 
 

@@ -143,13 +143,13 @@ def _task_total(project_id: int) -> int:
     return total
 
 
-def _start_of_day() -> datetime:
+def start_of_day() -> datetime:
     return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def progress_of(*, user_id: int, project_id: int) -> Progress:
     """Answers given today (UTC) and in all, out of the project's tasks."""
-    today, done = answered_counts(project_id=project_id, user_id=user_id, since=_start_of_day())
+    today, done = answered_counts(project_id=project_id, user_id=user_id, since=start_of_day())
     return Progress(done_today=today, done=done, total=_task_total(project_id))
 
 
@@ -161,8 +161,15 @@ def lease_screen(*, lease: Lease, user_id: int, project_id: int, rating_mode: st
     """The leased task with its item and candidates in screen order (A, B, ...), and the
     annotator's progress, in one query."""
     slots = screen_rows(task_id=lease.task_id, user_id=user_id, project_id=project_id,
-                        since=_start_of_day())
-    _, _, _, item_id, image, width, height, today, done = slots[0]
+                        since=start_of_day())
+    return screen_of_rows(lease=lease, rows=slots, project_id=project_id,
+                          rating_mode=rating_mode)
+
+
+def screen_of_rows(*, lease: Lease, rows: list[tuple], project_id: int,
+                   rating_mode: str) -> TaskScreen:
+    """A TaskScreen from queue_sql.screen_rows' rows (at least one)."""
+    _, _, _, item_id, image, width, height, today, done = rows[0]
     return TaskScreen(
         id=lease.task_id,
         lease_expires_at=lease.expires_at,
@@ -172,7 +179,7 @@ def lease_screen(*, lease: Lease, user_id: int, project_id: int, rating_mode: st
         candidates=[
             ShownCandidate(id=candidate_id, label=SLOT_LABELS[position],
                            output=json.loads(output) if isinstance(output, str) else output)
-            for position, candidate_id, output, *_ in slots
+            for position, candidate_id, output, *_ in rows
         ],
         progress=Progress(done_today=today, done=done, total=_task_total(project_id)),
     )

@@ -36,8 +36,16 @@ from labeling.models import (
     Task,
     TaskCandidate,
 )
-from labeling.queue_sql import held_or_open_task, lease_task, store_answer
-from labeling.selectors import AnswerTarget, Lease, forget_task_total
+from labeling.queue_sql import answer_and_lease, held_or_open_task, lease_task, store_answer
+from labeling.selectors import (
+    AnswerTarget,
+    Lease,
+    TaskScreen,
+    forget_task_total,
+    lease_screen,
+    screen_of_rows,
+    start_of_day,
+)
 from projects.models import Candidate, Project, RatingMode
 
 Answer = Rating | Comparison
@@ -349,6 +357,65 @@ def answer_and_lease_next(
         return stored, created, first
     return stored, created, lease_next(user_id=user_id, project_id=target.project_id,
                                        after=after)
+
+
+def _plain_answer(answer: dict) -> tuple[str, int | None, str | None] | None:
+    """(rating mode, score, choice) of a valid scale or pairwise answer; None otherwise."""
+    if len(answer) != 1:
+        return None
+    score = answer.get("score")
+    if type(score) is int and 1 <= score <= 5:
+        return RatingMode.SCALE.value, score, None
+    choice = answer.get("choice")
+    if type(choice) is str and choice in Choice.values:
+        return RatingMode.PAIRWISE.value, None, choice
+    return None
+
+
+def answer_at_once(
+    *,
+    user_id: int,
+    task_id: int,
+    roles: tuple[str, ...],
+    answer: dict,
+    idempotency_key: str,
+    time_spent_ms: int = 0,
+    after: int | None = None,
+) -> tuple[StoredAnswer, TaskScreen | None] | None:
+    """`answer_target` + `answer_and_lease_next` + the next task's screen for the plain case
+    (PostgreSQL; a new scale or pairwise answer that fits the project, by a member with one of
+    `roles`, to a task leased to them), in one database call: (the stored answer, the next
+    task's screen or None). None, with nothing written, when the case is not plain: the
+    caller then takes the usual path, which gives the outcome (a replay, 400, 403, 404, 409).
+    """
+    plain = _plain_answer(answer) if connection.vendor == "postgresql" else None
+    if plain is None:
+        return None
+    mode, score, choice = plain
+    now = timezone.now()
+    rows = answer_and_lease(
+        user_id=user_id, task_id=task_id, roles=roles, mode=mode, score=score, choice=choice,
+        idempotency_key=idempotency_key, time_spent_ms=time_spent_ms, now=now,
+        until=now + lease_duration(), since=start_of_day(), after=after,
+    )
+    if not rows:
+        return None
+    answer_id, candidate_id, project_id, next_id, expires = rows[0][:5]
+    fields = ({"score": score, "candidate_id": candidate_id} if mode == RatingMode.SCALE
+              else {"choice": choice, "ranking": None})
+    stored = StoredAnswer(id=answer_id, task_id=task_id, answer=_shown_answer(fields),
+                          idempotency_key=idempotency_key, time_spent_ms=time_spent_ms,
+                          created_at=now)
+    if next_id is not None:
+        screen = screen_of_rows(lease=Lease(task_id=next_id, expires_at=expires),
+                                rows=[row[5:] for row in rows], project_id=project_id,
+                                rating_mode=mode)
+        return stored, screen
+    lease = lease_next(user_id=user_id, project_id=project_id, after=after)
+    if lease is None:
+        return stored, None
+    return stored, lease_screen(lease=lease, user_id=user_id, project_id=project_id,
+                                rating_mode=mode)
 
 
 def answer_submit(

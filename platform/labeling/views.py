@@ -18,7 +18,7 @@ from common.plain_api import (
 )
 from labeling import api
 from labeling.selectors import Lease, TaskScreen, answer_target, lease_screen, project_mode
-from labeling.services import StoredAnswer, answer_and_lease_next, lease_next
+from labeling.services import StoredAnswer, answer_and_lease_next, answer_at_once, lease_next
 
 MAX_TIME_SPENT_MS = 86_400_000
 
@@ -94,6 +94,13 @@ def answer(request: HttpRequest, task_id: int) -> HttpResponse:
     user_id = authenticated_user_id(request)
     body = _answer_input(json_body(request))
     after = _after(request.GET)
+    at_once = answer_at_once(user_id=user_id, task_id=task_id, roles=ANNOTATORS, after=after,
+                             **body)
+    if at_once is not None:
+        stored, screen = at_once
+        data = answer_json(stored)
+        data["next_task"] = None if screen is None else screen_json(screen)
+        return json_response(data, status=201)
     target = answer_target(user_id=user_id, task_id=task_id, roles=ANNOTATORS)
     stored, created, lease = answer_and_lease_next(user_id=user_id, target=target, after=after,
                                                    **body)

@@ -12,9 +12,15 @@ from django.utils import timezone
 
 from common.errors import ApplicationError
 from common.permissions import ANNOTATORS
-from labeling.models import Assignment, AssignmentStatus, Rating, Task
+from labeling.models import Assignment, AssignmentStatus, Comparison, Rating, Task
 from labeling.selectors import answer_target
-from labeling.services import answer_and_lease_next, answer_submit, lease_next, next_task_for
+from labeling.services import (
+    answer_and_lease_next,
+    answer_at_once,
+    answer_submit,
+    lease_next,
+    next_task_for,
+)
 from projects.models import RatingMode
 
 pytestmark = [
@@ -179,3 +185,84 @@ def test_lapsed_leases_racing_for_the_last_slot_store_one_answer(make_project, m
     assert Rating.objects.count() == 1
     assert Task.objects.get(pk=task.pk).answer_count == 1
     assert Assignment.objects.filter(status=AssignmentStatus.ANSWERED).count() == 1
+
+
+@pytest.mark.parametrize("mode, body", [(RatingMode.SCALE, {"score": 4}),
+                                        (RatingMode.PAIRWISE, {"choice": "tie"})])
+def test_answers_in_one_call_fill_every_task_exactly(make_project, make_user, mode, body):
+    """answer_at_once (the answer endpoint's plain case): answer, next lease and screen in one
+    database call per answer."""
+    users = [make_user() for _ in range(6)]
+    project = make_project(rating_mode=mode, overlap=3, n_items=4, n_candidates=3,
+                           annotators=users)
+    served: dict[int, list[int]] = {user.pk: [] for user in users}
+
+    def work(user) -> None:
+        lease = lease_next(user_id=user.pk, project_id=project.pk)
+        task_id = None if lease is None else lease.task_id
+        while task_id is not None:
+            served[user.pk].append(task_id)
+            at_once = answer_at_once(user_id=user.pk, task_id=task_id, roles=ANNOTATORS,
+                                     answer=body, idempotency_key=f"{user.pk}-{task_id}")
+            assert at_once is not None
+            _, screen = at_once
+            task_id = None if screen is None else screen.id
+
+    run_threads(work, users)
+    for tasks in served.values():
+        assert len(tasks) == len(set(tasks)), "an annotator was served a task twice"
+    tasks = Task.objects.filter(project=project)
+    assert set(Counter(t for ts in served.values() for t in ts).values()) == {3}
+    assert len({t for ts in served.values() for t in ts}) == tasks.count()
+    assert set(tasks.values_list("answer_count", flat=True)) == {3}
+    model = Rating if mode == RatingMode.SCALE else Comparison
+    assert model.objects.count() == 3 * tasks.count()
+    assert not Assignment.objects.filter(status=AssignmentStatus.LEASED).exists()
+
+
+def test_racing_retries_over_http_store_one_answer(make_project, make_user, api_client_for):
+    user = make_user()
+    project = make_project(rating_mode=RatingMode.SCALE, n_items=2, n_candidates=1,
+                           annotators=[user])
+    clients = [api_client_for(user) for _ in range(4)]
+    task_id = clients[0].get(f"/api/projects/{project.pk}/next-task/").json()["id"]
+    replies: list[tuple[int, int, int | None]] = []
+
+    def post(client) -> None:
+        reply = client.post(f"/api/tasks/{task_id}/answer/",
+                            {"answer": {"score": 2}, "idempotency_key": "same"}, format="json")
+        data = reply.json()
+        replies.append((reply.status_code, data["id"], (data["next_task"] or {}).get("id")))
+
+    run_threads(post, clients)
+    assert sorted(status for status, _, _ in replies) == [200, 200, 200, 201]
+    assert len({answer_id for _, answer_id, _ in replies}) == 1
+    # The replays carry the same next lease as the first answer.
+    assert len({next_id for _, _, next_id in replies}) == 1
+    assert Rating.objects.count() == 1
+    assert Task.objects.get(pk=task_id).answer_count == 1
+
+
+def test_lapsed_leases_racing_over_http_store_one_answer(make_project, make_user,
+                                                        api_client_for):
+    users = [make_user() for _ in range(4)]
+    project = make_project(rating_mode=RatingMode.SCALE, overlap=1, n_items=1, n_candidates=1,
+                           annotators=users)
+    task = Task.objects.get(project=project)
+    Assignment.objects.bulk_create([
+        Assignment(task=task, annotator=user, status=AssignmentStatus.LEASED,
+                   lease_expires_at=timezone.now() - timedelta(seconds=1))
+        for user in users
+    ])
+    clients = [api_client_for(user) for user in users]
+    outcomes: list[int] = []
+
+    def post(client) -> None:
+        reply = client.post(f"/api/tasks/{task.pk}/answer/",
+                            {"answer": {"score": 1}, "idempotency_key": "k"}, format="json")
+        outcomes.append(reply.status_code)
+
+    run_threads(post, clients)
+    assert sorted(outcomes) == [201, 409, 409, 409]
+    assert Rating.objects.count() == 1
+    assert Task.objects.get(pk=task.pk).answer_count == 1
