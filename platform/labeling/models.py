@@ -149,3 +149,23 @@ class Comparison(Answer):
                 name="comparison_choice_xor_ranking",
             ),
         ]
+
+
+class AnswerProgress(models.Model):
+    """PostgreSQL: how many tasks an annotator has answered in a project (an Assignment with
+    status answered), in all and on `day` (UTC, by the assignment's updated_at), kept by
+    triggers on the assignments (migration 0003), so an answer's progress line reads one row
+    instead of counting every answer the annotator ever gave. SQLite counts the assignments
+    instead and leaves this table empty."""
+
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                  related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    done = models.IntegerField(default=0)
+    day = models.DateField(null=True)
+    done_day = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["annotator", "project"], name="progress_once"),
+        ]

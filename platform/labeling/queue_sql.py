@@ -20,7 +20,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
 from django.utils.dateparse import parse_datetime
 
-from labeling.models import Assignment, AssignmentStatus, Task, TaskCandidate
+from labeling.models import AnswerProgress, Assignment, AssignmentStatus, Task, TaskCandidate
 from projects.models import Candidate, Item, Membership, Project
 
 TASK = Task._meta.db_table
@@ -30,6 +30,7 @@ CANDIDATE = Candidate._meta.db_table
 ITEM = Item._meta.db_table
 PROJECT = Project._meta.db_table
 MEMBERSHIP = Membership._meta.db_table
+PROGRESS = AnswerProgress._meta.db_table
 LEASED = AssignmentStatus.LEASED.value
 ANSWERED = AssignmentStatus.ANSWERED.value
 
@@ -281,17 +282,33 @@ def answer_and_lease(
 # --- The screen -----------------------------------------------------------------------------
 
 
+def _done_sql(since: datetime) -> tuple[str, list]:
+    """A one-row query (today, ever) of one annotator's answered tasks in a project, taking
+    (user id, project id) after the returned parameters: on PostgreSQL their AnswerProgress
+    row (kept by triggers), elsewhere counted."""
+    if connection.vendor == "postgresql":
+        return (
+            f"""SELECT COALESCE(MAX(CASE WHEN p.day = %s THEN p.done_day END), 0) AS today,
+                       COALESCE(MAX(p.done), 0) AS ever
+                FROM {PROGRESS} p WHERE p.annotator_id = %s AND p.project_id = %s""",
+            [since.date()],
+        )
+    return (
+        f"""SELECT COALESCE(SUM(CASE WHEN a.updated_at >= %s THEN 1 ELSE 0 END), 0) AS today,
+                   COUNT(*) AS ever
+            FROM {ASSIGNMENT} a JOIN {TASK} at ON at.id = a.task_id
+            WHERE a.annotator_id = %s AND at.project_id = %s AND a.status = '{ANSWERED}'""",
+        [_moment(since)],
+    )
+
+
 def screen_rows(*, task_id: int, user_id: int, project_id: int, since: datetime) -> list[tuple]:
     """A task's candidates in screen order, each row (position, candidate id, candidate output,
-    item id, image, width, height, answered since `since`, answered in all) with the user's
-    answer counts in the project."""
+    item id, image, width, height, answered since `since` (midnight UTC), answered in all) with
+    the user's answer counts in the project."""
+    done, params = _done_sql(since)
     return _fetchall(
-        f"""WITH done AS (
-                SELECT COALESCE(SUM(CASE WHEN a.updated_at >= %s THEN 1 ELSE 0 END), 0) AS today,
-                       COUNT(*) AS ever
-                FROM {ASSIGNMENT} a JOIN {TASK} at ON at.id = a.task_id
-                WHERE a.annotator_id = %s AND at.project_id = %s AND a.status = %s
-            )
+        f"""WITH done AS ({done})
             SELECT s.position, s.candidate_id, c.output, i.id, i.image, i.width, i.height,
                    done.today, done.ever
             FROM {SLOT} s JOIN {CANDIDATE} c ON c.id = s.candidate_id
@@ -299,18 +316,15 @@ def screen_rows(*, task_id: int, user_id: int, project_id: int, since: datetime)
             CROSS JOIN done
             WHERE s.task_id = %s
             ORDER BY s.position""",
-        [_moment(since), user_id, project_id, ANSWERED, task_id],
+        [*params, user_id, project_id, task_id],
     )
 
 
 def answered_counts(*, project_id: int, user_id: int, since: datetime) -> tuple[int, int]:
-    """(answered since `since`, answered in all) in the project, for one annotator."""
-    return _fetchone(
-        f"""SELECT COALESCE(SUM(CASE WHEN a.updated_at >= %s THEN 1 ELSE 0 END), 0), COUNT(*)
-            FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
-            WHERE a.annotator_id = %s AND t.project_id = %s AND a.status = %s""",
-        [_moment(since), user_id, project_id, ANSWERED],
-    )
+    """(answered since `since` (midnight UTC), answered in all) in the project, for one
+    annotator."""
+    done, params = _done_sql(since)
+    return _fetchone(done, [*params, user_id, project_id])
 
 
 def task_count(*, project_id: int) -> int:

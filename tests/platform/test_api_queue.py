@@ -248,3 +248,34 @@ def test_answer_input_is_checked_like_the_schema_says(annotator_api, project):
     assert as_text.status_code == 201 and as_text.json()["time_spent_ms"] == 1500
     assert annotator_api.get(url).status_code == 405
     assert Comparison.objects.count() == 1
+
+
+def test_progress_counts_answers_undos_and_days(make_project, make_user, api_client_for):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeling.models import Assignment, AssignmentStatus
+
+    user = make_user()
+    project = make_project(rating_mode=RatingMode.SCALE, n_items=3, n_candidates=2,
+                           annotators=[user])
+    client = api_client_for(user)
+    task = next_task(client, project)
+    for score in (1, 2, 3):
+        task = answer(client, task["id"], {"score": score}).json()["next_task"]
+    assert task["progress"] == {"done_today": 3, "done": 3, "total": 6}
+    assert client.post(f"/api/projects/{project.pk}/undo/").status_code == 200
+    assert next_task(client, project)["progress"] == {"done_today": 2, "done": 2, "total": 6}
+    # An answer given yesterday counts in all, not today.
+    first = Assignment.objects.filter(annotator=user, status=AssignmentStatus.ANSWERED).first()
+    Assignment.objects.filter(pk=first.pk).update(
+        updated_at=timezone.now() - timedelta(days=1))
+    assert next_task(client, project)["progress"] == {"done_today": 1, "done": 2, "total": 6}
+    undone = next_task(client, project)
+    reply = answer(client, undone["id"], {"score": 4})
+    assert reply.json()["next_task"]["progress"] == {"done_today": 2, "done": 3, "total": 6}
+    # A deleted assignment no longer counts (its answer withdrawn first, as undo does).
+    Rating.objects.filter(task_id=first.task_id, annotator=user).delete()
+    Assignment.objects.filter(pk=first.pk).delete()
+    assert next_task(client, project)["progress"] == {"done_today": 2, "done": 2, "total": 6}

@@ -12,7 +12,14 @@ from django.utils import timezone
 
 from common.errors import ApplicationError
 from common.permissions import ANNOTATORS
-from labeling.models import Assignment, AssignmentStatus, Comparison, Rating, Task
+from labeling.models import (
+    AnswerProgress,
+    Assignment,
+    AssignmentStatus,
+    Comparison,
+    Rating,
+    Task,
+)
 from labeling.selectors import answer_target
 from labeling.services import (
     answer_and_lease_next,
@@ -218,6 +225,10 @@ def test_answers_in_one_call_fill_every_task_exactly(make_project, make_user, mo
     model = Rating if mode == RatingMode.SCALE else Comparison
     assert model.objects.count() == 3 * tasks.count()
     assert not Assignment.objects.filter(status=AssignmentStatus.LEASED).exists()
+    # The progress rows the triggers keep match the answers.
+    progress = {row.annotator_id: (row.done, row.done_day)
+                for row in AnswerProgress.objects.filter(project=project)}
+    assert progress == {user.pk: (len(served[user.pk]),) * 2 for user in users if served[user.pk]}
 
 
 def test_racing_retries_over_http_store_one_answer(make_project, make_user, api_client_for):
