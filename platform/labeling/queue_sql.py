@@ -4,7 +4,9 @@ Building these queries with the ORM (Exists, Subquery, annotations) cost more CP
 them. Each runs on PostgreSQL and SQLite; `FOR UPDATE ... SKIP LOCKED` is added where the
 database has it (PostgreSQL), SQLite's IMMEDIATE transactions serialise writers instead. Storing
 an answer is one statement on PostgreSQL (a data-modifying CTE) and three in one transaction on
-SQLite, which has no data-modifying CTEs.
+SQLite, which has no data-modifying CTEs. On PostgreSQL the answer endpoint's plain case runs
+these steps inside one call of a stored function instead (`answer_and_lease`, migration
+labeling 0002/0003); the functions here remain its path for everything else.
 
 On PostgreSQL these statements bind their parameters server-side, so each connection prepares
 them once it has run them a few times (psycopg's `prepare_threshold`, config/settings_database.py)

@@ -2,7 +2,9 @@
 
 They keep the contracts of DRF views (docs/api.md; common.plain_api for authentication, CSRF
 and errors) and check their input with the same serializers (labeling.api) whenever a request is
-not the plain case, so every error is the one DRF gives. What they do is in labeling.services.
+not the plain case, so every error is the one DRF gives. What they do is in labeling.services;
+on PostgreSQL a plain answer is one database call (services.answer_at_once), anything else the
+usual path.
 """
 
 from django.http import HttpRequest, HttpResponse, QueryDict
