@@ -1,10 +1,12 @@
 """The queue's endpoints over HTTP: next task, answer, skip, undo, and their bad input."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from labeling.models import Comparison, Rating, Task
+from labeling.models import Assignment, AssignmentStatus, Comparison, Rating, Task
 from projects.models import RatingMode
 
 
@@ -251,12 +253,6 @@ def test_answer_input_is_checked_like_the_schema_says(annotator_api, project):
 
 
 def test_progress_counts_answers_undos_and_days(make_project, make_user, api_client_for):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from labeling.models import Assignment, AssignmentStatus
-
     user = make_user()
     project = make_project(rating_mode=RatingMode.SCALE, n_items=3, n_candidates=2,
                            annotators=[user])
