@@ -203,12 +203,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from trainer.bench.detection import run_benchmark
 
         result = run_benchmark(quick=args.quick, runs_dir=Path(args.runs),
-                               use_cache=not args.from_scratch, progress=not args.quiet)
+                               use_cache=not args.from_scratch, progress=not args.quiet,
+                               threads=args.threads)
     else:
         from trainer.bench.shapes_tasks import run_task_benchmark
 
         result = run_task_benchmark(args.task, quick=args.quick, runs_dir=Path(args.runs),
-                                    use_cache=not args.from_scratch, progress=not args.quiet)
+                                    use_cache=not args.from_scratch, progress=not args.quiet,
+                                    threads=args.threads)
     print(json.dumps(result))
     return 0
 
@@ -273,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not reuse a cached MLE checkpoint of the same config")
     p.add_argument("--runs", default="runs", help="folder for the benchmark's runs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=0, choices=[0, 1, 2],
+                   help="CPU torch threads (default 0: measure which of 1 or 2 runs faster "
+                        "now); 1 when two benchmarks share 2 cores")
     p.set_defaults(fn=cmd_bench)
     return parser
 

@@ -102,9 +102,10 @@ BENCHES: dict[str, TaskBench] = {
 
 def run_task_benchmark(
     name: str, quick: bool = False, runs_dir: Path = Path("runs"), use_cache: bool = True,
-    progress: bool = True, plan: BenchPlan | None = None,
+    progress: bool = True, plan: BenchPlan | None = None, threads: int = 0,
 ) -> dict:
-    """Pretrain, tune and evaluate task `name` with its plan (`plan` replaces it, for tests);
+    """Pretrain, tune and evaluate task `name` with its plan (`plan` replaces it, for tests;
+    `threads` 0 picks the CPU thread count by measuring);
     returns the figures (the task's units: CIDEr 0-10, PQ in percent, PSNR in dB) and times
     (seconds)."""
     began = time.perf_counter()
@@ -114,8 +115,10 @@ def run_task_benchmark(
     log = MetricsLog(root / "metrics.jsonl")
     # Keyed before the thread count is chosen: a cached model serves whatever is picked now.
     mle_path = root / f"mle-{config_hash(plan.model, plan.task, plan.data, plan.pretrain)}.pt"
-    threads = 0 if torch.cuda.is_available() else pick_threads(
-        name, plan.model, plan.task, plan.data, plan.pretrain.batch_size)
+    if torch.cuda.is_available():
+        threads = 0
+    elif not threads:
+        threads = pick_threads(name, plan.model, plan.task, plan.data, plan.pretrain.batch_size)
     pre_cfg = dataclasses.replace(plan.pretrain, threads=threads)
     tune_cfg = dataclasses.replace(plan.tune, threads=threads)
     pretrained = pretrain_cached(mle_path, plan.model, plan.task, plan.data, pre_cfg,
