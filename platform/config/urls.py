@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/", include("rewards.urls")),
     path("api/", include("tuning.urls")),
     path("tuning/", include("tuning.page_urls")),
+    path("rewards/", include("rewards.page_urls")),
     path("", include("annotate.urls")),
     # The platform's apps add their `path("api/...", include(...))` and UI routes here.
 ]

@@ -1,4 +1,8 @@
-"""Reads for reward models: what a project admin may see of them."""
+"""Reads for reward models: what a project admin may see of them, and their figures as the
+reward-model pages show them."""
+
+import json
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
@@ -7,6 +11,13 @@ from django.http import Http404
 from common.permissions import ADMINS, project_for
 from projects.models import Project
 from rewards.models import RewardModel
+from trainer.reward_model.config import RewardModelConfig
+from trainer.train.config import help_for, to_dict
+
+# The feedback kinds of `train_reward_model`, as its metrics name them, and their labels.
+FEEDBACK_KINDS = {"pairs": "preferences", "rankings": "rankings", "ratings": "ratings"}
+# Set by `reward_model_check` from the project, not by the admin.
+PLATFORM_SET = ("task", "num_classes")
 
 
 def reward_models_of(project: Project) -> QuerySet[RewardModel]:
@@ -20,3 +31,29 @@ def reward_model_for(user: AbstractBaseUser, reward_model_id: int) -> RewardMode
         raise Http404("No such reward model.")
     project_for(user, reward_model.project_id, roles=ADMINS)
     return reward_model
+
+
+def heldout_by_kind(reward_model: RewardModel) -> list[dict[str, Any]]:
+    """One row per kind of feedback it trained on: train and held-out rows, the pairs held out
+    and the pairwise accuracy on them (against the hidden gold order too, where simulated)."""
+    metrics = reward_model.metrics
+    return [
+        {"kind": label, "train": metrics[f"train_{kind}"],
+         "heldout": metrics.get(f"heldout_{kind}"), "pairs": metrics.get(f"heldout_{kind}_pairs"),
+         "pair_acc": metrics.get(f"heldout_{kind}_pair_acc"),
+         "gold_acc": metrics.get(f"heldout_{kind}_gold_acc")}
+        for kind, label in FEEDBACK_KINDS.items() if f"train_{kind}" in metrics
+    ]
+
+
+def runs_using(reward_model: RewardModel) -> QuerySet:
+    """The tuning runs that are tuned against this reward model, oldest first."""
+    return reward_model.tuning_runs.select_related("start_version", "result_version").order_by(
+        "id")
+
+
+def config_settings() -> list[dict[str, Any]]:
+    """The RewardModelConfig fields an admin may set at launch: name, default (as JSON), help."""
+    helps = help_for(RewardModelConfig)
+    return [{"name": name, "default": json.dumps(default), "help": helps[name]}
+            for name, default in to_dict(RewardModelConfig()).items() if name not in PLATFORM_SET]
