@@ -81,3 +81,22 @@ def test_policy_samples_as_candidates():
                                 examples=ShapesStream(SCENES), image_size=32)
     assert len(data) == 6 and data.a.boxes.shape[1:] == (3, 4)
     assert ((data.a.boxes >= 0) & (data.a.boxes <= 1)).all()
+
+
+def test_boxes_on_images_without_ground_truth_do_not_train_the_confidence():
+    torch.manual_seed(0)
+    task = DetectionTask(TASK, num_classes=8)
+    policy = Pix2SeqModel(POLICY, task.spec)
+    learned = LearnedRewardTask(task, RewardModel(RM))
+    batch = ShapesStream(SCENES).next_batch(2)
+    tokens = policy.sample(batch.images, 2, generator=torch.Generator().manual_seed(1))[0]
+    logits = policy.logits(batch.images, tokens)
+    scored = learned.reward(tokens, batch, 2)
+    # With ground truth on every image, the task's own confidence loss.
+    assert scored.has_gt.all() and scored.decoded.valid.any()
+    assert torch.equal(learned.aux_loss(logits, scored), task.aux_loss(logits, scored))
+    # Without it (a project's own images), no IoU target: no loss, and no hit rate logged.
+    batch.valid[:] = False
+    unlabeled = learned.reward(tokens, batch, 2)
+    assert learned.aux_loss(logits, unlabeled).item() == 0.0
+    assert "hit_rate" not in unlabeled.metrics()

@@ -17,7 +17,7 @@ normalised boxes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -230,8 +230,12 @@ class DetectionSource(Categorised):
 
     def subset(self, n: int) -> DetectionSource:
         """The first `n` examples, with the ground truth of their images only."""
-        examples = self.examples[:n]
-        kept = {example.image_id for example in examples}
+        return self.with_images({example.image_id for example in self.examples[:n]})
+
+    def with_images(self, image_ids: Collection[int]) -> DetectionSource:
+        """The examples of these image ids (in the source's order), with their ground truth."""
+        kept = set(image_ids)
+        examples = [example for example in self.examples if example.image_id in kept]
         gt = {
             **self.gt,
             "images": [image for image in self.gt["images"] if image["id"] in kept],

@@ -14,19 +14,24 @@ metric transfers roughly after also multiplying by the typical number of objects
 has ground truth, the metric is still computed beside it: its `pred_iou` trains the confidence
 token (the policy's box scores need an IoU target, and a reward model gives none), and its
 reward is reported as `metric_reward`, so a policy that pleases the reward model while the
-metric falls (reward hacking) shows in the logs. Where an image has no ground truth, `pred_iou`
-is 0 and `has_gt` is False: set the task's `confidence_weight` to 0 for such data, or the
-confidence token learns to predict 0.
+metric falls (reward hacking) shows in the logs. Where an image has no ground truth (a
+project's own images), `pred_iou` is 0 and `has_gt` is False: its boxes have no IoU target, so
+`LearnedRewardTask.aux_loss` leaves them out (the confidence token would learn to predict 0).
+
+`greedy_score` is the reward model's mean score of a policy's greedy outputs on some images:
+what a tuning run reports before and after where there is no ground truth to evaluate against.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from trainer.data.detection import DetectionExample, collate
 from trainer.reward_model.model import RewardModel
 from trainer.rewards.detection import detection_reward
 from trainer.tasks.detection import ScoredSamples
@@ -99,10 +104,21 @@ class LearnedScoredSamples(ScoredSamples):
                                     self.decoded.select(rows), self.metric_reward[rows],
                                     self.has_gt[rows])
 
+    def with_gt_only(self) -> LearnedScoredSamples:
+        """The same samples with the boxes of outputs on images without ground truth marked
+        invalid (they have no IoU target)."""
+        decoded = dataclasses.replace(self.decoded,
+                                      valid=self.decoded.valid & self.has_gt[:, None])
+        return dataclasses.replace(self, decoded=decoded)
+
     def metrics(self) -> dict[str, float]:
         figures = super().metrics()
         if self.has_gt.any():
             figures["metric_reward"] = self.metric_reward[self.has_gt].mean().item()
+            # A box can only hit on an image with ground truth: count it among those.
+            figures["hit_rate"] = ScoredSamples.metrics(self.with_gt_only())["hit_rate"]
+        else:
+            del figures["hit_rate"]
         return figures
 
 
@@ -123,6 +139,10 @@ class LearnedRewardTask:
             raise AttributeError(name)
         return getattr(self.task, name)
 
+    def aux_loss(self, logits: Tensor, scored: LearnedScoredSamples) -> Tensor:
+        """The task's confidence loss on the boxes of outputs whose image has ground truth."""
+        return self.task.aux_loss(logits, scored.with_gt_only())
+
     def reward(self, tokens: Tensor, batch, n: int) -> LearnedScoredSamples:
         """Score n samples per image (image-major rows), as `DetectionTask.reward` does."""
         decoded = self.task.codec.decode(tokens)
@@ -134,3 +154,23 @@ class LearnedRewardTask:
             )
         return LearnedScoredSamples(out.reward, out.pred_iou, decoded, out.metric_reward,
                                     out.has_gt)
+
+
+@torch.no_grad()
+def greedy_score(
+    policy, codec, reward_model: RewardModel, examples: Sequence[DetectionExample], *,
+    batch_size: int = 100,
+) -> float:
+    """Mean score the reward model gives the policy's greedy output on each example's image."""
+    policy.eval()
+    total = 0.0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        images = collate(chunk, policy.config.image_size).images.to(policy.device)  # (B,3,S,S)
+        tokens, _ = policy.sample(images, 1, temperature=0.0)  # (B, L)
+        decoded = codec.decode(tokens)
+        device = reward_model.device
+        total += reward_model.score(images.to(device), decoded.boxes.to(device),
+                                    decoded.classes.to(device),
+                                    decoded.valid.to(device)).sum().item()
+    return total / max(1, len(examples))
