@@ -33,7 +33,8 @@ class TuningRunInput(serializers.Serializer):
     reward_model = serializers.IntegerField(required=False, allow_null=True,
                                             help_text="Id of a RewardModel (learned reward).")
     config = serializers.DictField(default=dict, help_text="trainer TuneConfig fields.")
-    data = serializers.DictField(default=dict, help_text="trainer DataConfig fields.")
+    data = serializers.DictField(default=dict, help_text='trainer DataConfig fields, or '
+                                 '{"source": "project"}: the project\'s own images.')
     save_every = serializers.IntegerField(default=50, help_text="Steps between checkpoints.")
 
 

@@ -23,6 +23,7 @@ Rule = tuple[Callable[[Any], bool], str]
 T = TypeVar("T")
 
 EVAL_SPLITS = ("val", "test")
+PROJECT_IMAGES = "project"  # data `source`: the run's project's own items
 
 TUNE_RULES: dict[str, Rule] = {
     "steps": (lambda v: v >= 1, "must be at least 1"),
@@ -140,8 +141,23 @@ def data_dir_path(data_dir: str) -> Path:
     return path
 
 
+def on_project_images(values: Any) -> bool:
+    """Whether a run's data JSON asks for the project's own images (`"source": "project"`)."""
+    return isinstance(values, dict) and values.get("source") == PROJECT_IMAGES
+
+
 def data_config_from(values: Any) -> DataConfig:
-    """The DataConfig of a run from its JSON; Synthetic Shapes unless `data_dir` names a folder."""
+    """The DataConfig of a run from its JSON: Synthetic Shapes, a COCO folder that `data_dir`
+    names, or with `"source": "project"` the project's own images, which the worker exports to
+    a folder of the run (`tuning.project_data`) and names as `data_dir` (left empty here)."""
+    if isinstance(values, dict) and "source" in values:
+        if not on_project_images(values):
+            raise ApplicationError(
+                f"data.source: must be {PROJECT_IMAGES!r} (the project's own images); leave it "
+                "out for Synthetic Shapes or a data_dir folder", field="data.source")
+        rest = {key: value for key, value in values.items() if key != "source"}
+        return config_from_json(DataConfig, rest, prefix="data", rules=DATA_RULES,
+                                fixed={"data_dir": ""})
     config = config_from_json(DataConfig, values, prefix="data", rules=DATA_RULES)
     if config.data_dir:
         data_dir_path(config.data_dir)  # checked here; resolved by the worker (its MEDIA_ROOT)

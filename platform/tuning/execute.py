@@ -3,8 +3,10 @@
 `execute_run` is the body of the Celery task (tests call it in-process). It claims the run,
 resumes from the run's own checkpoint when an earlier attempt left one (a worker died), trains
 with a log object that writes each logged step to the database (and stops the trainer when the
-run is cancelled), evaluates the result, decodes sample images with the starting and the tuned
-model, and records the new ModelVersion, or the error.
+run is cancelled), evaluates the result (COCO mAP where the images have ground truth, the
+learned reward's score of both models for a learned reward), decodes sample images with the
+starting and the tuned model, and records the new ModelVersion, or the error. A run on the
+project's own images trains on their export (`tuning.project_data`).
 A thread beats the run's heartbeat while it trains, so the reaper can tell a slow step from a
 dead worker.
 """
@@ -21,14 +23,17 @@ from typing import Any
 from django.conf import settings
 
 from common.jobs import beating
+from trainer.data.detection import DetectionSource
 from trainer.reward_model.model import RewardModel, load_reward_model
+from trainer.reward_model.reward import greedy_score
 from trainer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from trainer.train.config import DataConfig
 from trainer.train.data import eval_source
 from trainer.train.evaluate import best_decoding, evaluate_model
 from trainer.train.loops import RunResult, tune
-from tuning.configs import data_config_from, data_dir_path, tune_config_from
+from tuning.configs import data_config_from, data_dir_path, on_project_images, tune_config_from
 from tuning.models import RewardKind, TuningRun
+from tuning.project_data import annotated_ids, project_images_folder
 from tuning.samples import before_after_samples
 from tuning.services import (
     RunCancelled,
@@ -98,24 +103,48 @@ def _reward_model(run: TuningRun) -> RewardModel | None:
 
 
 def _data_config(run: TuningRun) -> DataConfig:
+    """The run's DataConfig with its folder as this worker sees it (the project's images are
+    exported to one first)."""
     data = data_config_from(run.data_config)
+    if on_project_images(run.data_config):
+        return dataclasses.replace(data, data_dir=str(project_images_folder(run)))
     if data.data_dir:
         data = dataclasses.replace(data, data_dir=str(data_dir_path(data.data_dir)))
     return data
 
 
+def _with_ground_truth(run: TuningRun, data: DataConfig, source: DetectionSource
+                       ) -> DetectionSource | None:
+    """The images of `source` that have ground truth, or None where no object is annotated."""
+    if on_project_images(run.data_config):
+        source = source.with_images(annotated_ids(Path(data.data_dir)))
+    return source if source.gt["annotations"] else None
+
+
 def _results(run: TuningRun, result: RunResult, data: DataConfig
              ) -> tuple[dict[str, Any], list[dict]]:
-    """COCO metrics of the tuned model, and sample outputs of both models side by side."""
+    """What the run achieved: COCO metrics of the tuned model where there is ground truth, the
+    learned reward's mean score of both models' greedy outputs (for a learned reward), and
+    sample outputs of both models side by side."""
     source = eval_source(data)
-    metrics, _ = evaluate_model(result.model, result.task, source, EVAL_DECODINGS)
-    best = best_decoding(metrics, EVAL_DECODINGS)
-    start = load_checkpoint(run.start_version.checkpoint.path).build(result.model.device)
-    samples = before_after_samples(run_id=run.pk, source=source, before=start,
-                                   after=(result.model, result.task))
-    return {"eval": metrics, "best_decoding": best, "map": metrics[best]["map"],
-            "train_seconds": round(result.seconds, 2),
-            "step_seconds": round(result.step_s, 4)}, samples
+    before = load_checkpoint(run.start_version.checkpoint.path).build(result.model.device)
+    after = (result.model, result.task)
+    metrics: dict[str, Any] = {"train_seconds": round(result.seconds, 2),
+                               "step_seconds": round(result.step_s, 4)}
+    truth = _with_ground_truth(run, data, source)
+    if truth is not None:
+        coco, _ = evaluate_model(result.model, result.task, truth, EVAL_DECODINGS)
+        best = best_decoding(coco, EVAL_DECODINGS)
+        metrics |= {"eval": coco, "best_decoding": best, "map": coco[best]["map"]}
+    reward_model = _reward_model(run)
+    if reward_model is not None:
+        reward_model.to(result.model.device)
+        metrics["learned_reward"] = {
+            name: round(greedy_score(model, task.codec, reward_model, source.examples), 4)
+            for name, (model, task) in (("before", before), ("after", after))
+        }
+    samples = before_after_samples(run_id=run.pk, source=source, before=before, after=after)
+    return metrics, samples
 
 
 def execute_run(run_id: int, *, worker: str, heartbeat_s: float | None = None) -> None:

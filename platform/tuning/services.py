@@ -28,8 +28,9 @@ from projects.models import ModelVersion, Project, VisionTask
 from rewards.models import RewardModel
 from trainer.train.checkpoint import CheckpointError, load_checkpoint
 from trainer.train.config import TuneConfig
-from tuning.configs import data_config_from, tune_config_from
+from tuning.configs import data_config_from, on_project_images, tune_config_from
 from tuning.models import RewardKind, TuningRun, TuningStep
+from tuning.project_data import check_project_images
 
 RUN_TASK = "tuning.run_execute"
 
@@ -114,6 +115,8 @@ def tuning_run_check(
         raise ApplicationError("save_every must be at least 1.", field="save_every")
     check_detection_checkpoint(project, start_version, "start_version")
     _check_reward(project, reward, reward_model)
+    if on_project_images(data):
+        check_project_images(project, reward)
     if reward == RewardKind.LEARNED and tune.credit == "reward_to_go":
         raise ApplicationError("A learned reward scores whole outputs: credit must be "
                                "'sequence'.", field="config.credit")

@@ -71,6 +71,13 @@ function showStatus({ status, step, total_steps: total }) {
   document.getElementById("retry-run").hidden = status !== "failed" && status !== "cancelled";
 }
 
+/** The tuned version's figures that exist: mAP needs ground truth, the learned reward a model. */
+function resultText({ name, metrics }) {
+  const learned = metrics.learned_reward;
+  return name + (metrics.map != null ? `: mAP ${metrics.map}` : "") +
+    (learned ? ` · learned reward ${learned.before} → ${learned.after}` : "");
+}
+
 async function showDetails() {
   const run = await api("GET", `/api/tuning-runs/${page.id}/`);
   document.getElementById("run-worker").textContent =
@@ -79,8 +86,7 @@ async function showDetails() {
   error.textContent = run.error;
   error.hidden = !run.error;
   if (run.result_version) {
-    document.getElementById("run-result").textContent =
-      `${run.result_version.name}: mAP ${run.result_version.metrics.map}`;
+    document.getElementById("run-result").textContent = resultText(run.result_version);
   }
   const samples = document.getElementById("samples");
   samples.replaceChildren(...run.samples.map((sample) => {
