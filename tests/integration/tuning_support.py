@@ -1,6 +1,7 @@
 """Shared by the tuning and reward-model tests: a tiny pretrained detection checkpoint, a tiny
 run config, a detection project on Synthetic Shapes' classes with a ModelVersion that has the
-checkpoint, and items with candidates answered by an annotator through the real services.
+checkpoint, and items with candidates answered by an annotator through the real services (and a
+tiny reward model trained on those answers).
 
 The checkpoint comes from the trainer's real `pretrain` (two steps of a 32 px, one-layer
 model), made once per test session; runs on it take about a second.
@@ -24,6 +25,9 @@ from projects.services import (
     model_version_get_or_create,
     project_create,
 )
+from rewards.models import RewardModel
+from rewards.services import reward_model_launch
+from rewards.training import train_project_reward_model
 from trainer.data.shapes import CLASS_NAMES
 from trainer.train.config import DataConfig, DetectionTaskConfig, ModelConfig, PretrainConfig
 from trainer.train.loops import pretrain
@@ -36,6 +40,9 @@ TINY_DATA = {"max_objects": 3, "eval_images": 4}
 SHAPES_CATEGORIES = [{"id": i + 1, "name": name} for i, name in enumerate(CLASS_NAMES)]
 # The one object of every graded item (`add_graded_items`), COCO [x, y, w, h] pixels.
 TRUE_BOX = {"bbox": [4, 4, 12, 10], "category_id": 1}
+# A reward model of two steps on 32 px images.
+TINY_REWARD_MODEL = {"image_size": 32, "width": 8, "stages": 2, "steps": 2, "batch_size": 4,
+                     "eval_every": 2, "threads": 1}
 
 
 def tiny_tune_config(**changes: object) -> dict:
@@ -120,3 +127,14 @@ def add_feedback(project: Project, annotator, *, n_items: int = 6, n_candidates:
                       idempotency_key=str(uuid.uuid4()))
         answers += 1
     return answers
+
+
+def trained_reward_model(project: Project, annotator) -> RewardModel:
+    """`annotator` (made an annotator of the project) answers graded items (`add_feedback`),
+    and a tiny reward model is trained on the answers in-process."""
+    membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+    add_feedback(project, annotator)
+    reward_model = reward_model_launch(project=project, config=TINY_REWARD_MODEL)
+    train_project_reward_model(reward_model.pk, worker="w0")
+    reward_model.refresh_from_db()
+    return reward_model

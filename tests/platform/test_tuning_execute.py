@@ -11,15 +11,11 @@ import pytest
 from django.conf import settings
 
 from common.jobs import JobStatus, beating
-from projects.models import Role
-from projects.services import membership_set
-from rewards.services import reward_model_launch
-from rewards.training import train_project_reward_model
 from tests.integration.tuning_support import (
     TINY_DATA,
-    add_feedback,
     shapes_project,
     tiny_tune_config,
+    trained_reward_model,
     version_with_checkpoint,
 )
 from trainer.train.checkpoint import load_checkpoint
@@ -155,13 +151,7 @@ def test_a_cancelled_run_stops_and_can_be_retried(shapes, monkeypatch):
 
 
 def test_a_run_against_a_learned_reward_logs_the_metric_beside_it(shapes, annotator):
-    membership_set(project=shapes, user=annotator, role=Role.ANNOTATOR)
-    add_feedback(shapes, annotator)
-    reward_model = reward_model_launch(project=shapes, config={
-        "image_size": 32, "width": 8, "stages": 2, "steps": 2, "batch_size": 4,
-        "eval_every": 2, "threads": 1})
-    train_project_reward_model(reward_model.pk, worker="w0")
-    reward_model.refresh_from_db()
+    reward_model = trained_reward_model(shapes, annotator)
     run = tuning_run_launch(
         project=shapes, start_version=version_with_checkpoint(shapes),
         config=tiny_tune_config(kl_coef=0.1), data=TINY_DATA, reward="learned",

@@ -13,16 +13,13 @@ from rest_framework import status
 
 from common.errors import ApplicationError
 from common.jobs import JobStatus
-from projects.models import Role
-from projects.services import item_create, membership_set
-from rewards.services import reward_model_launch
-from rewards.training import train_project_reward_model
+from projects.services import item_create
 from tests.integration.tuning_support import (
     TRUE_BOX,
-    add_feedback,
     add_graded_items,
     shapes_project,
     tiny_tune_config,
+    trained_reward_model,
     version_with_checkpoint,
 )
 from trainer.train.checkpoint import load_checkpoint
@@ -44,14 +41,7 @@ def shapes(project_admin):
 def rated(shapes, annotator):
     """The project's 6 items (no ground truth) rated by an annotator, and a reward model
     trained on those ratings."""
-    membership_set(project=shapes, user=annotator, role=Role.ANNOTATOR)
-    add_feedback(shapes, annotator)
-    reward_model = reward_model_launch(project=shapes, config={
-        "image_size": 32, "width": 8, "stages": 2, "steps": 2, "batch_size": 4,
-        "eval_every": 2, "threads": 1})
-    train_project_reward_model(reward_model.pk, worker="w0")
-    reward_model.refresh_from_db()
-    return reward_model
+    return trained_reward_model(shapes, annotator)
 
 
 def add_annotated_items(project, png_bytes, objects: list[dict], n: int = 2) -> list[int]:
