@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from trainer.bench import common
-from trainer.bench.common import pretrain_cached, timed
+from trainer.bench.common import Pretrained, pretrain_cached, timed
 from trainer.rewards.detection_reference import time_reward_vs_reference
 from trainer.train.checkpoint import load_checkpoint
 from trainer.train.config import (
@@ -82,24 +82,48 @@ def time_sampling_and_steps(checkpoint_path: Path, data: DataConfig, tune_config
     }
 
 
-def run_benchmark(quick: bool = False, runs_dir: Path = Path("runs"), use_cache: bool = True,
-                  progress: bool = True, threads: int = 0) -> dict:
-    """Returns the benchmark's figures (percent for COCO metrics, seconds for times);
-    `threads` 0 picks the CPU thread count by measuring."""
-    began = time.perf_counter()
-    model_cfg, data = (QUICK_MODEL, QUICK_DATA) if quick else (MODEL, DATA)
-    pre_cfg, tune_cfg = (QUICK_PRETRAIN, QUICK_TUNE) if quick else (PRETRAIN, TUNE)
-    root = runs_dir / ("bench-detection-quick" if quick else "bench-detection")
-    log = MetricsLog(root / "metrics.jsonl")
-    mle_path = root / f"mle-{config_hash(model_cfg, TASK, data, pre_cfg)}.pt"
+def plan(quick: bool) -> tuple[ModelConfig, DataConfig, PretrainConfig, TuneConfig]:
+    """The benchmark's model, data, MLE and tuning configs: the full ones or `--quick`'s."""
+    if quick:
+        return QUICK_MODEL, QUICK_DATA, QUICK_PRETRAIN, QUICK_TUNE
+    return MODEL, DATA, PRETRAIN, TUNE
+
+
+def bench_dir(runs_dir: Path, quick: bool) -> Path:
+    """Where the benchmark keeps its checkpoints and metrics log."""
+    return runs_dir / ("bench-detection-quick" if quick else "bench-detection")
+
+
+def pretrained_mle(quick: bool, runs_dir: Path, *, use_cache: bool, threads: int,
+                   log: MetricsLog, progress: bool) -> tuple[Pretrained, int]:
+    """The benchmark's MLE checkpoint, cached in `bench_dir` keyed by a hash of its configs
+    (pretrained there when missing or not `use_cache`), and the torch thread count for the runs
+    after it (`threads` 0: the faster of 1 and 2 now; 0 on a GPU). `bench rlhf` starts from
+    the same checkpoint."""
+    model_cfg, data, pre_cfg, _ = plan(quick)
+    # Keyed before the thread count is chosen: a cached model serves whatever is picked now.
+    path = bench_dir(runs_dir, quick) / f"mle-{config_hash(model_cfg, TASK, data, pre_cfg)}.pt"
     if torch.cuda.is_available():
         threads = 0
     elif not threads:
         threads = pick_threads(model_cfg, pre_cfg.batch_size)
     pre_cfg = dataclasses.replace(pre_cfg, threads=threads)
-    tune_cfg = dataclasses.replace(tune_cfg, threads=threads)
-    pretrained = pretrain_cached(mle_path, model_cfg, TASK, data, pre_cfg, task_name="detection",
+    pretrained = pretrain_cached(path, model_cfg, TASK, data, pre_cfg, task_name="detection",
                                  use_cache=use_cache, log=log, progress=progress)
+    return pretrained, threads
+
+
+def run_benchmark(quick: bool = False, runs_dir: Path = Path("runs"), use_cache: bool = True,
+                  progress: bool = True, threads: int = 0) -> dict:
+    """Returns the benchmark's figures (percent for COCO metrics, seconds for times);
+    `threads` 0 picks the CPU thread count by measuring."""
+    began = time.perf_counter()
+    _, data, _, tune_cfg = plan(quick)
+    root = bench_dir(runs_dir, quick)
+    log = MetricsLog(root / "metrics.jsonl")
+    pretrained, threads = pretrained_mle(quick, runs_dir, use_cache=use_cache, threads=threads,
+                                         log=log, progress=progress)
+    tune_cfg = dataclasses.replace(tune_cfg, threads=threads)
     mle, cached = pretrained.checkpoint, pretrained.cached
     pretrain_s, mle_step_s, pretrain_steps = pretrained.seconds, pretrained.step_s, mle.step
     tuned_path = root / "tuned.pt"
@@ -122,7 +146,7 @@ def run_benchmark(quick: bool = False, runs_dir: Path = Path("runs"), use_cache:
         "tuned_decoding": tuned_best,
         "mle_by_decoding": mle_metrics,
         "tuned_by_decoding": tuned_metrics,
-        "threads": pre_cfg.threads,
+        "threads": threads,
         "pretrain_steps": pretrain_steps,
         "tune_steps": tuned.steps,
         **timings,
