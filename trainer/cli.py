@@ -10,6 +10,7 @@
     python -m trainer sample --checkpoint runs/shapes/tune.pt --out samples.json [--n 4]
     python -m trainer sample --checkpoint runs/pan/tune.pt --out pan.json  # + PNGs in pan/
     python -m trainer bench detection|captioning|panoptic|colorization [--quick]
+    python -m trainer bench rlhf [--quick] [--noise 0.05] [--pairs 2000] [--kl-coef 0.05]
 
 `--config key=value` sets any field of the run's configs (`--help-config` lists them with their
 help). Every run writes `runs/<name>/metrics.jsonl`. Bad arguments, a missing or damaged
@@ -36,6 +37,8 @@ from trainer.train.config import (
 
 # The names of `trainer.tasks.registry.TASKS` (which imports every model), for the parser.
 TASKS = ("detection", "captioning", "panoptic", "colorization")
+# `bench` runs one per task, and `rlhf`: detection tuned against a learned reward model.
+BENCHES = (*TASKS, "rlhf")
 
 
 class UsageError(Exception):
@@ -199,7 +202,20 @@ def _sample_scenes(args: argparse.Namespace, checkpoint: Any, data: DataConfig) 
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.task == "detection":
+    # Only the settings given, so the benchmark's own defaults apply to the rest.
+    given = {name: value for name, value in
+             (("noise", args.noise), ("pairs", args.pairs), ("kl_coef", args.kl_coef))
+             if value is not None}
+    if given and args.task != "rlhf":
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{flags}: only for bench rlhf")
+    if args.task == "rlhf":
+        from trainer.bench.rlhf import run_rlhf_benchmark
+
+        result = run_rlhf_benchmark(quick=args.quick, runs_dir=Path(args.runs),
+                                    use_cache=not args.from_scratch, progress=not args.quiet,
+                                    threads=args.threads, **given)
+    elif args.task == "detection":
         from trainer.bench.detection import run_benchmark
 
         result = run_benchmark(quick=args.quick, runs_dir=Path(args.runs),
@@ -268,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.set_defaults(fn=cmd_sample)
-    p = commands.add_parser("bench", help="benchmarks: `bench TASK [--quick]`")
-    p.add_argument("task", choices=TASKS)
+    p = commands.add_parser("bench", help="benchmarks: `bench TASK [--quick]`, `bench rlhf`")
+    p.add_argument("task", choices=BENCHES)
     p.add_argument("--quick", action="store_true", help="reduced run, under 2 minutes")
     p.add_argument("--from-scratch", action="store_true",
                    help="do not reuse a cached MLE checkpoint of the same config")
@@ -278,6 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, choices=[0, 1, 2],
                    help="CPU torch threads (default 0: measure which of 1 or 2 runs faster "
                         "now); 1 when two benchmarks share 2 cores")
+    p.add_argument("--noise", type=float,
+                   help="rlhf: the simulated annotators' noise, P(a) = sigmoid((gold_a - gold_b) "
+                        "/ noise) (default 0.05)")
+    p.add_argument("--pairs", type=int,
+                   help="rlhf: simulated preferences to learn from (default 2000; 200 quick)")
+    p.add_argument("--kl-coef", type=float,
+                   help="rlhf: KL penalty to the MLE policy when tuning against the reward "
+                        "model (default 0.05)")
     p.set_defaults(fn=cmd_bench)
     return parser
 
