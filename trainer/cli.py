@@ -6,6 +6,7 @@
     python -m trainer tune --checkpoint runs/shapes/pretrain.pt [--config lr=1e-4]
         [--reward-model rm.pt [--reward-scale S]]
     python -m trainer tune --checkpoint runs/shapes/tune.pt --reference runs/shapes/pretrain.pt
+    python -m trainer tune --checkpoint runs/shapes/pretrain.pt --config processes=2  # torchrun
     python -m trainer eval --checkpoint runs/shapes/tune.pt [--data DIR] [--out results.json]
     python -m trainer sample --checkpoint runs/shapes/tune.pt --out samples.json [--n 4]
     python -m trainer sample --checkpoint runs/pan/tune.pt --out pan.json  # + PNGs in pan/
@@ -125,6 +126,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from trainer.reward_model.model import load_reward_model
     from trainer.tasks.registry import task_entry
     from trainer.train.checkpoint import load_checkpoint
+    from trainer.train.launch import tune_in_processes
     from trainer.train.loops import tune
     from trainer.train.metrics import MetricsLog
 
@@ -142,9 +144,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     data = _data_config(args, data)
     run_dir = _run_dir(args, "tune")
     out = Path(args.save) if args.save else run_dir / "tune.pt"
-    result = tune(pretrained, data, run, checkpoint_path=out, reward_model=reward_model,
-                  reward_scale=args.reward_scale, reference=reference,
-                  log=MetricsLog(run_dir / "metrics.jsonl"), progress=not args.quiet)
+    train = tune if run.processes == 1 else tune_in_processes  # data-parallel under torchrun
+    result = train(pretrained, data, run, checkpoint_path=out, reward_model=reward_model,
+                   reward_scale=args.reward_scale, reference=reference,
+                   log=MetricsLog(run_dir / "metrics.jsonl"), progress=not args.quiet)
     print(json.dumps({"checkpoint": str(out), "tune_s": round(result.seconds, 1),
                       "step_s": round(result.step_s, 4)}))
     return 0

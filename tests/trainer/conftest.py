@@ -10,6 +10,8 @@ import torch
 from trainer.data.coco import write_coco_dir
 from trainer.data.detection import DetectionExample
 from trainer.data.shapes import ShapesConfig
+from trainer.train.config import DataConfig, DetectionTaskConfig, ModelConfig, PretrainConfig
+from trainer.train.loops import pretrain
 
 # Non-contiguous ids in a shuffled order, as users' files have them.
 TINY_COCO_CATEGORIES = [
@@ -71,3 +73,16 @@ def tiny_coco_dir(tmp_path: Path, tiny_coco_examples: list[DetectionExample]) ->
     )
     file.write_text(json.dumps(gt))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_detection_mle(tmp_path_factory) -> Path:
+    """A tiny detection checkpoint after two MLE steps: 32 px Synthetic Shapes (up to 3 objects),
+    one encoder and one decoder block of width 32, 16 coordinate bins, up to 3 boxes."""
+    path = tmp_path_factory.mktemp("tiny_detection") / "mle.pt"
+    pretrain(ModelConfig(image_size=32, d_model=32, heads=2, encoder_layers=1, decoder_layers=1),
+             DetectionTaskConfig(coord_bins=16, max_boxes=3),
+             DataConfig(max_objects=3, eval_images=2),
+             PretrainConfig(steps=2, batch_size=4, warmup=1), checkpoint_path=path,
+             progress=False)
+    return path

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainer.models.sampling import Generators, uniform
 from trainer.train.config import opt
 
 
@@ -123,11 +124,11 @@ class Colorizer(nn.Module):
         n: int = 1,
         *,
         temperature: float = 1.0,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> tuple[Tensor, Tensor]:
         """n outputs per image, image-major: bins (B*n, P) and their log-probabilities (B*n,)
         at `temperature`; `temperature=0` takes each patch's arg-max (log-probabilities then at
-        temperature 1)."""
+        temperature 1). `generator`: one, or one per image (`trainer.models.sampling`)."""
         logits = self(images).repeat_interleave(n, dim=0)
         temp = temperature if temperature > 0 else 1.0
         logp = torch.log_softmax(logits / temp, dim=-1)
@@ -135,7 +136,7 @@ class Colorizer(nn.Module):
             tokens = logp.argmax(dim=-1)
         else:
             # Gumbel-max, as Pix2SeqModel samples: one uniform per class and patch.
-            u = torch.rand(logp.shape, generator=generator, device=logp.device)
+            u = uniform(logp.shape, generator, logp.device)
             tokens = (logp - torch.log(-torch.log(u.clamp_min(1e-20)))).argmax(dim=-1)
         return tokens, logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).sum(dim=1)
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainer.models.sampling import Generators, uniform
 from trainer.train.config import ModelConfig
 
 
@@ -252,14 +253,15 @@ class Pix2SeqModel(nn.Module):
         *,
         temperature: float = 1.0,
         top_k: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         min_length: int = 0,
         use_cache: bool = True,
     ) -> tuple[Tensor, Tensor]:
         """n sequences per image, image-major: tokens (B*n, L) and their log-probabilities
         (B*n,) under the policy at `temperature`. `temperature=0` decodes greedily (then the
         log-probabilities are at temperature 1). `min_length` forbids EOS before that position
-        (a decoding setting for evaluation: more, lower-scored outputs)."""
+        (a decoding setting for evaluation: more, lower-scored outputs). `generator`: one, or
+        one per image (`trainer.models.sampling`)."""
         spec = self.spec
         memory_kv = self._memory_kv(self.encode(images), n)
         rows = images.shape[0] * n
@@ -292,7 +294,7 @@ class Pix2SeqModel(nn.Module):
                     logits = logits.masked_fill(logits < kth, -math.inf)
                 # Gumbel-max: one uniform draw per step, so cached and uncached decoding
                 # consume the generator identically and give the same tokens for a seed.
-                u = torch.rand(logits.shape, generator=generator, device=logits.device)
+                u = uniform(logits.shape, generator, logits.device)
                 token = (logits - torch.log(-torch.log(u.clamp_min(1e-20)))).argmax(dim=-1)
             token = torch.where(alive, token, spec.pad)
             if not self.deterministic[pos]:

@@ -22,6 +22,7 @@ from torch import Tensor
 from trainer.models.pix2seq import SequenceSpec
 from trainer.rewards.detection import detection_reward
 from trainer.train.config import DetectionTaskConfig
+from trainer.train.distributed import shard_mean
 
 PAD, BOS, EOS, CONF_INPUT = 0, 1, 2, 3
 TOKENS_PER_BOX = 6
@@ -201,7 +202,8 @@ class DetectionTask:
 
     def aux_loss(self, logits: Tensor, scored: ScoredSamples) -> Tensor:
         """Weighted cross-entropy of each valid box's confidence token toward its IoU target,
-        as a two-hot distribution over the neighbouring bins (its mean is the target)."""
+        as a two-hot distribution over the neighbouring bins (its mean is the target); the mean
+        is over the valid boxes of all data-parallel processes (`shard_mean`)."""
         bins = self.config.conf_bins
         position = scored.pred_iou.clamp(0, 1) * (bins - 1)
         low = position.floor().long().clamp(max=bins - 2)
@@ -213,7 +215,7 @@ class DetectionTask:
         k = conf_logprobs.shape[1]
         per_box = -(target[:, :k] * conf_logprobs).sum(-1)
         valid = scored.decoded.valid[:, :k].float()
-        return self.config.confidence_weight * (per_box * valid).sum() / valid.sum().clamp_min(1)
+        return self.config.confidence_weight * shard_mean((per_box * valid).sum(), valid.sum())
 
 
 @dataclass(frozen=True)

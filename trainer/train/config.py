@@ -78,7 +78,7 @@ class TuneConfig:
     """REINFORCE tuning of a pretrained model (the paper's Algorithm 2)."""
 
     steps: int = opt(600, "optimiser steps")
-    batch_size: int = opt(8, "images per step")
+    batch_size: int = opt(8, "images per step (over all processes)")
     samples: int = opt(8, "N: samples drawn per image")
     baseline: str = opt("loo", "'loo': every sample, baseline = mean of the other N-1; "
                                "'paper': one sample per image, same baseline; 'none'")
@@ -96,6 +96,15 @@ class TuneConfig:
     max_seconds: float = opt(0.0, "wall-time budget: stop by then; 0 = none")
     log_every: int = opt(20, "steps between metrics-log lines")
     threads: int = opt(0, "torch CPU threads; 0 = leave torch's default")
+    processes: int = opt(1, "data-parallel processes (torchrun; NCCL on GPUs, one each, gloo "
+                            "on CPU); each takes an equal share of batch_size")
+
+    def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ValueError(f"processes={self.processes}: must be at least 1")
+        if self.batch_size % self.processes:
+            raise ValueError(f"batch_size={self.batch_size} is not divisible by processes="
+                             f"{self.processes}: each process takes an equal share of the batch")
 
 
 def help_for(config_type: type) -> dict[str, str]:

@@ -72,7 +72,26 @@ class TrainStream:
     def class_names(self) -> tuple[str, ...]:
         return tuple(str(c["name"]) for c in self.categories)
 
-    def next_batch(self, batch_size: int, image_size: int) -> Any:
+    def next_batch(self, batch_size: int, image_size: int, shard: tuple[int, int] = (0, 1)
+                   ) -> Any:
+        """The next `batch_size` examples; with `shard=(k, count)` only the k-th of `count`
+        equal parts of them (a data-parallel process's), the stream moving past them all."""
+        part, parts = shard
+        size = batch_size // parts
+        self._skip(part * size)
+        batch = self._take(size, image_size)
+        self._skip(batch_size - (part + 1) * size)
+        return batch
+
+    def _skip(self, count: int) -> None:
+        if self.shapes is not None:
+            self.shapes.index += count
+            return
+        for _ in range(count):
+            next(self._examples)
+        self._position += count
+
+    def _take(self, batch_size: int, image_size: int) -> Any:
         if self.shapes is not None and self.collate is not None:
             stream = self.shapes
             scenes = [generate_scene(scene_seed(stream.split, stream.index + k), stream.config)

@@ -30,6 +30,7 @@ from trainer.train.config import (
     to_dict,
 )
 from trainer.train.data import TrainStream, shapes_config
+from trainer.train.distributed import image_generators, join
 from trainer.train.metrics import MetricsLog
 from trainer.train.mle import make_optimizer, mle_step, warmup_cosine
 from trainer.train.reinforce import reinforce_step
@@ -157,9 +158,14 @@ def tune(
     penalty (`kl_coef > 0`) anchors to: by default `pretrained` itself, which is right when
     tuning starts; resuming a "tune"-stage checkpoint with `kl_coef > 0` requires the original
     starting checkpoint here (the resumed weights have already moved), else ValueError.
+
+    Under torchrun (`config.processes > 1`, see `trainer.train.launch`) each process takes an
+    equal share of every batch and the processes average their gradients
+    (`trainer.train.distributed`); only rank 0 logs, shows progress and writes checkpoints.
     """
     _set_threads(config.threads)
-    device = pick_device()
+    world = join(config.processes, pick_device())
+    device = world.device
     torch.manual_seed(config.seed)
     resumed = pretrained.stage == "tune"
     start = pretrained.step if resumed else 0
@@ -179,29 +185,33 @@ def tune(
         optimizer.load_state_dict(pretrained.optimizer)
         for group in optimizer.param_groups:  # saved before groups kept their peak rate
             group.setdefault("base_lr", config.lr)
-    sampler = torch.Generator(device=device).manual_seed(config.seed + start)
-    log = log or MetricsLog(None)
+    log = (log or MetricsLog(None)) if world.leader else MetricsLog(None)
 
     def save(step: int) -> None:
-        save_checkpoint(
-            checkpoint_path, model=model, task=task, class_names=pretrained.class_names,
-            stage="tune", step=step, run_config=_with_position(config, stream.position),
-            data_config=data, optimizer=optimizer, task_name=pretrained.task_name,
-        )
+        if world.leader:
+            save_checkpoint(
+                checkpoint_path, model=model, task=task, class_names=pretrained.class_names,
+                stage="tune", step=step, run_config=_with_position(config, stream.position),
+                data_config=data, optimizer=optimizer, task_name=pretrained.task_name,
+            )
 
     times: list[float] = []
     began = time.perf_counter()
-    bar = tqdm(range(start, config.steps), desc="tune", disable=not progress)
+    bar = tqdm(range(start, config.steps), desc="tune", disable=not progress or not world.leader)
     for step in bar:
         tick = time.perf_counter()
-        if _time_fraction(began, config.max_seconds) >= 1:
+        if world.any(_time_fraction(began, config.max_seconds) >= 1):
             break
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * min(1.0, (step + 1) / max(1, config.warmup))
-        batch = stream.next_batch(config.batch_size, model.config.image_size).to(device)
-        metrics = reinforce_step(model, optimizer, policy_task, batch, config, sampler, frozen)
+        # This process's share of the batch; each image samples with its own generator.
+        batch = stream.next_batch(config.batch_size, model.config.image_size, world.shard)
+        sampler = image_generators(config.seed, step, world.images(config.batch_size), device)
+        metrics = reinforce_step(model, optimizer, policy_task, batch.to(device), config,
+                                 sampler, frozen)
         times.append(time.perf_counter() - tick)
         if step % config.log_every == 0 or step == config.steps - 1:
+            metrics = world.mean(metrics)
             log.write("tune", step, lr=optimizer.param_groups[0]["lr"], **metrics)
             bar.set_postfix(reward=f"{metrics['reward']:.3f}")
         if (step + 1) % save_every == 0:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from trainer.models.sampling import Generators
 from trainer.train.config import TuneConfig
+from trainer.train.distributed import average_gradients
 
 
 def leave_one_out_baseline(rewards: Tensor) -> Tensor:
@@ -35,10 +37,11 @@ def reinforce_step(
     task,
     batch,
     config: TuneConfig,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     reference: nn.Module | None = None,
 ) -> dict[str, float]:
-    """One REINFORCE update on a batch of images; returns its metrics.
+    """One REINFORCE update on a batch of images; returns its metrics. `generator`: one for the
+    sampling, or one per image (`trainer.models.sampling`).
 
     The model needs `sample`, `trim`, `logits` and `token_logprobs` (and `log_prob` for the
     KL term); the task `reward(tokens, batch, n)`, whose result has `reward`, `select(rows)` and
@@ -75,9 +78,10 @@ def reinforce_step(
     pg_loss = -(advantage[:, : kept.shape[1]] * token_logp).sum(dim=1).mean()
     aux_loss = task.aux_loss(logits, scored.select(keep))
     loss = pg_loss + aux_loss
-    # 5. Update.
+    # 5. Update, with the gradient averaged over the data-parallel processes (if several).
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(model)
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
     return {
