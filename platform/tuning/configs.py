@@ -40,6 +40,7 @@ TUNE_RULES: dict[str, Rule] = {
     "seed": (lambda v: v >= 0, "must be 0 or more"),
     "log_every": (lambda v: v >= 1, "must be at least 1"),
     "threads": (lambda v: v >= 0, "must be 0 or more"),
+    "processes": (lambda v: v >= 1, "must be at least 1"),  # batch_size: TuneConfig's check
 }
 
 DATA_RULES: dict[str, Rule] = {

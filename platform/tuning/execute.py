@@ -30,6 +30,7 @@ from trainer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoin
 from trainer.train.config import DataConfig
 from trainer.train.data import eval_source
 from trainer.train.evaluate import best_decoding, evaluate_model
+from trainer.train.launch import tune_in_processes
 from trainer.train.loops import RunResult, tune
 from tuning.configs import data_config_from, data_dir_path, on_project_images, tune_config_from
 from tuning.models import RewardKind, TuningRun
@@ -162,9 +163,11 @@ def execute_run(run_id: int, *, worker: str, heartbeat_s: float | None = None) -
             config = tune_config_from(run.config)
             data = _data_config(run)
             begin, reference = _starting_point(run, own)
-            result = tune(begin, data, config, checkpoint_path=own,
-                          reward_model=_reward_model(run), reference=reference,
-                          log=RunLog(run.pk, worker), progress=False, save_every=run.save_every)
+            # Several processes: torchrun's, whose metrics this process writes to the database.
+            train = tune if config.processes == 1 else tune_in_processes
+            result = train(begin, data, config, checkpoint_path=own,
+                           reward_model=_reward_model(run), reference=reference,
+                           log=RunLog(run.pk, worker), progress=False, save_every=run.save_every)
             metrics, samples = _results(run, result, data)
         tuning_run_succeed(run_id=run.pk, worker=worker, checkpoint_name=name, metrics=metrics,
                            samples=samples)

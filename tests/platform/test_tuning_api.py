@@ -55,6 +55,8 @@ def test_launch_queues_the_run_after_commit(
     ({"baseline": "best"}, {}, "config.baseline"),
     ({"credit": "per_token"}, {}, "config.credit"),
     ({"batch_size": "16"}, {}, "config.batch_size"),
+    ({"processes": 0}, {}, "config.processes"),
+    ({"batch_size": 3, "processes": 2}, {}, "config.batch_size"),  # shared equally
     ({"temperature": True}, {}, "config.temperature"),
     ({"learning_rate": 0.1}, {}, "config.learning_rate"),
     ({}, {"eval_split": "train"}, "data.eval_split"),
