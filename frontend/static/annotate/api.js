@@ -1,59 +1,9 @@
 /**
- * The REST calls the annotate page makes (docs/api.md), through one fetch wrapper that sends
- * the session's CSRF token and turns error bodies ({"detail": ...}) into ApiError.
+ * The REST calls the annotate page makes (docs/api.md), through the pages' one fetch wrapper
+ * (common/api.js: the session's CSRF token, error bodies as ApiError).
  */
 
-export class ApiError extends Error {
-  /**
-   * @param {string} message what the server (or the network) said
-   * @param {number} status HTTP status, 0 when the server was not reached
-   */
-  constructor(message, status) {
-    super(message);
-    this.name = "ApiError";
-    this.status = status;
-    // Only these are worth sending again: the request may never have arrived.
-    this.retryable = status === 0 || status === 429 || status >= 500;
-  }
-}
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-async function request(method, url, body) {
-  const headers = { Accept: "application/json" };
-  if (method !== "GET") {
-    headers["Content-Type"] = "application/json";
-    headers["X-CSRFToken"] = csrfToken();
-  }
-  let response;
-  try {
-    response = await fetch(url, {
-      method,
-      headers,
-      credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError("The server could not be reached.", 0);
-  }
-  if (response.status === 204) return null;
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    // A proxy's HTML error page: the status says enough.
-  }
-  if (response.status === 401) {
-    throw new ApiError("You are logged out: reload the page to log in again.", 401);
-  }
-  if (!response.ok) {
-    throw new ApiError(data?.detail || `The server answered ${response.status}.`, response.status);
-  }
-  return data;
-}
+import { ApiError, request } from "../common/api.js";
 
 /**
  * Call `send` until it succeeds, again only on errors that may not have reached the server.

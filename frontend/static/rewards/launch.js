@@ -5,7 +5,7 @@
  * (`project`, ...) above the button.
  */
 
-import { call } from "./api.js";
+import { request } from "../common/api.js";
 
 const page = JSON.parse(document.getElementById("reward-models-data").textContent);
 const form = document.getElementById("launch-form");
@@ -49,14 +49,15 @@ async function launch(event) {
   }
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
-  const { status, data } = await call("POST", `/api/projects/${page.project}/reward-models/`,
-    { name: inputs.name.value.trim(), config });
-  button.disabled = false;
-  if (status === 201) {
-    window.location.assign(`/rewards/${data.id}/`);
-    return;
+  try {
+    const created = await request("POST", `/api/projects/${page.project}/reward-models/`,
+      { name: inputs.name.value.trim(), config });
+    window.location.assign(`/rewards/${created.id}/`);
+  } catch (error) {
+    showErrors(error.errors ?? {}, error.message);
+  } finally {
+    button.disabled = false;
   }
-  showErrors(data.errors ?? {}, data.detail ?? `HTTP ${status}`);
 }
 
 form.addEventListener("submit", launch);

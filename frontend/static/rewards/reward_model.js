@@ -4,7 +4,7 @@
  * the page reloads once, and the server renders what it produced (held-out accuracy, error).
  */
 
-import { call } from "./api.js";
+import { request } from "../common/api.js";
 
 const POLL_MS = 2000;
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -12,17 +12,17 @@ const page = JSON.parse(document.getElementById("reward-model-data").textContent
 const badge = document.getElementById("rm-status");
 
 async function poll() {
-  const { status, data } = await call("GET", `/api/reward-models/${page.id}/`);
-  if (status === 200 && FINISHED.has(data.status)) {
-    window.location.reload();
-    return;
-  }
-  if (status === 200) {
+  try {
+    const data = await request("GET", `/api/reward-models/${page.id}/`);
+    if (FINISHED.has(data.status)) {
+      window.location.reload();
+      return;
+    }
     badge.textContent = data.status;
     badge.dataset.status = data.status;
     document.getElementById("rm-attempts").textContent = String(data.attempts);
-  } else {
-    badge.textContent = `${badge.dataset.status} (could not refresh: ${data.detail})`;
+  } catch (error) {
+    badge.textContent = `${badge.dataset.status} (could not refresh: ${error.message})`;
   }
   setTimeout(poll, POLL_MS);
 }

@@ -7,6 +7,7 @@
 
 import { fill as drawDetections } from "../annotate/render/detection.js";
 import { el, svgEl } from "../annotate/render/dom.js";
+import { request } from "../common/api.js";
 
 const POLL_MS = 2000;
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -14,20 +15,6 @@ const page = JSON.parse(document.getElementById("run-data").textContent);
 const series = new Map(); // metric name -> [[step, value], ...]
 let lastStep = -1;
 let polling = false; // a poll is in flight or scheduled
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-async function api(method, url) {
-  const headers = { Accept: "application/json" };
-  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-  const response = await fetch(url, { method, headers, credentials: "same-origin" });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.detail ?? `HTTP ${response.status}`);
-  return data;
-}
 
 function curve(name) {
   const points = series.get(name);
@@ -79,7 +66,7 @@ function resultText({ name, metrics }) {
 }
 
 async function showDetails() {
-  const run = await api("GET", `/api/tuning-runs/${page.id}/`);
+  const run = await request("GET", `/api/tuning-runs/${page.id}/`);
   document.getElementById("run-worker").textContent =
     `${run.worker || "-"} (attempt ${run.attempts})`;
   const error = document.getElementById("run-error");
@@ -107,7 +94,7 @@ async function showDetails() {
 async function poll() {
   polling = true;
   try {
-    const data = await api("GET", `/api/tuning-runs/${page.id}/metrics/?after=${lastStep}`);
+    const data = await request("GET", `/api/tuning-runs/${page.id}/metrics/?after=${lastStep}`);
     for (const { step, metrics } of data.steps) {
       for (const [name, value] of Object.entries(metrics)) {
         if (typeof value !== "number") continue;
@@ -134,7 +121,7 @@ async function poll() {
 
 async function act(action) {
   try {
-    showStatus(await api("POST", `/api/tuning-runs/${page.id}/${action}/`));
+    showStatus(await request("POST", `/api/tuning-runs/${page.id}/${action}/`));
     await showDetails();
     if (!polling) poll(); // polling had stopped at the end of the run
 
