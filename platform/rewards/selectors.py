@@ -52,6 +52,13 @@ def runs_using(reward_model: RewardModel) -> QuerySet:
         "id")
 
 
+def config_values(reward_model: RewardModel) -> list[dict[str, str]]:
+    """The reward model's config as the settings table writes defaults: name, value as JSON
+    (`true`, `0.001`, `"pairs"`)."""
+    return [{"name": name, "value": json.dumps(value)}
+            for name, value in reward_model.config.items()]
+
+
 def config_settings() -> list[dict[str, Any]]:
     """The RewardModelConfig fields an admin may set at launch: name, default (as JSON), help."""
     helps = help_for(RewardModelConfig)

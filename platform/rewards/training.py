@@ -1,13 +1,16 @@
 """What a worker does with a reward model: the project's feedback in, `train_reward_model`,
-the model file and its held-out accuracy out (the body of the Celery task; tests call it
-in-process). Training is short, so a restarted training starts over rather than resuming.
+the model file, its held-out accuracy and the history of its held-out evaluations out (the
+body of the Celery task; tests call it in-process). Training is short, so a restarted training
+starts over rather than resuming.
 """
 
 import functools
 import logging
+import math
 import traceback
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -51,12 +54,13 @@ def train_project_reward_model(reward_model_id: int, *, worker: str,
                 config, preferences=feedback.preferences, rankings=feedback.rankings,
                 ratings=feedback.ratings, device=pick_device(),
             )
-        metrics = {**trained.heldout, **trained.sizes, "seconds": round(trained.seconds, 2)}
+        metrics = {**trained.heldout, **trained.sizes, "seconds": round(trained.seconds, 2),
+                   "history": evaluation_history(trained.history)}
         name = reward_model_file_name(reward_model)
         save_reward_model(Path(settings.MEDIA_ROOT) / name, trained.model.cpu(), metrics)
         accuracy = trained.heldout.get("pair_acc")
         reward_model_succeed(reward_model_id=reward_model.pk, worker=worker, file_name=name,
-                             heldout_accuracy=accuracy, metrics=_finite(metrics))
+                             heldout_accuracy=accuracy, metrics=json_safe(metrics))
     except Exception as error:  # recorded on the row; the worker lives on
         logger.exception("reward model %s failed", reward_model.pk)
         detail = "".join(traceback.format_exception(error, limit=-3))
@@ -64,6 +68,25 @@ def train_project_reward_model(reward_model_id: int, *, worker: str,
                           error=f"{type(error).__name__}: {error}\n\n{detail}")
 
 
-def _finite(metrics: dict) -> dict:
-    """NaN (no pairs of a kind held out) is not JSON: null instead."""
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in metrics.items()}
+# What the reward-model page draws of each held-out evaluation, besides its step.
+HISTORY_METRICS = ("loss", "pair_acc", "gold_acc")
+
+
+def evaluation_history(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The steps that were evaluated on held-out feedback (steps counted from 1): the training
+    loss there, the pairwise accuracy and, for simulated feedback, the gold accuracy."""
+    return [{"step": index + 1, **{k: metrics[k] for k in HISTORY_METRICS if k in metrics}}
+            for index, metrics in enumerate(history)
+            if any(name.startswith("heldout_") for name in metrics)]
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities (no pairs of a kind held out, a diverged loss) are not JSON: null
+    instead, in nested dicts and lists too."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value

@@ -1,9 +1,11 @@
 """The reward-model pages: a project's list with its launch form and one reward model's figures.
-Project admins see them, annotators get 403, other users 404, anonymous users the login page;
-the launch form's request (session, CSRF cookie from the page, JSON) gets 201 or a 400 whose
-errors name the form's fields."""
+Project admins see them, annotators get 403, other users 404,
+anonymous users the login page; the launch form's request (session, CSRF cookie from the page,
+JSON) gets 201 or a 400 whose errors name the form's fields. A trained model keeps the history
+of its held-out evaluations, which its page draws."""
 
 import json
+import math
 from datetime import timedelta
 
 import pytest
@@ -13,7 +15,7 @@ from rest_framework import status
 from common.jobs import JobStatus
 from rewards.models import RewardModel
 from rewards.services import reward_model_claim, reward_model_fail, reward_model_launch
-from rewards.training import train_project_reward_model
+from rewards.training import json_safe, train_project_reward_model
 from tests.integration.tuning_support import (
     add_feedback,
     shapes_project,
@@ -26,7 +28,7 @@ from tuning.services import tuning_run_launch
 pytestmark = pytest.mark.django_db
 
 TINY_RM = {"image_size": 32, "width": 8, "stages": 2, "steps": 3, "batch_size": 4,
-           "eval_every": 3, "threads": 1}
+           "eval_every": 2, "threads": 1}
 
 
 @pytest.fixture
@@ -66,7 +68,8 @@ def test_admin_sees_the_figures_and_the_runs_tuned_against_it(trained, shapes, p
     html = response.content.decode()
     assert "<h1>prefs v1</h1>" in html and "shapes detection" in html
     assert 'data-status="succeeded"' in html and "rewards/reward_model.js" in html
-    assert page_data(html, "reward-model-data") == {"id": trained.pk}
+    assert page_data(html, "reward-model-data") == {"id": trained.pk,
+                                                    "history": trained.metrics["history"]}
     snapshot = trained.snapshot
     assert f"{snapshot['ratings']} ratings, {snapshot['comparisons']} comparisons" in html
     assert f'id="rm-accuracy">{trained.heldout_accuracy:.3f}<' in html
@@ -76,8 +79,33 @@ def test_admin_sees_the_figures_and_the_runs_tuned_against_it(trained, shapes, p
     assert (f"<td>preferences</td><td>{metrics['train_pairs']}</td>"
             f"<td>{metrics['heldout_pairs']}</td><td>{metrics['heldout_pairs_pairs']}</td>") in row
     assert "rankings" not in row and "Gold accuracy (simulated" not in html
+    # The config as JSON, as the launch form's settings table writes defaults.
     assert "<dt>steps</dt><dd>3</dd>" in html and "<dt>num_classes</dt><dd>8</dd>" in html
+    assert "<dt>augment</dt><dd>true</dd>" in html and "True" not in html
     assert f'<a href="/tuning/runs/{run.pk}/">Tuning run {run.pk}</a>' in html
+
+
+def test_the_held_out_evaluations_are_stored_and_drawn_on_the_page(trained, project_admin):
+    """Evaluated every 2 steps of 3, and after the last: steps 2 and 3, JSON-safe, the last one
+    the held-out accuracy recorded on the row."""
+    history = trained.metrics["history"]
+    assert [point["step"] for point in history] == [2, 3]
+    assert all(math.isfinite(point["loss"]) for point in history)
+    assert history[-1]["pair_acc"] == trained.heldout_accuracy
+    assert all("gold_acc" not in point for point in history)  # real feedback: no gold order
+    json.dumps(trained.metrics, allow_nan=False)
+
+    html = client_for(project_admin).get(f"/rewards/{trained.pk}/").content.decode()
+    assert page_data(html, "reward-model-data")["history"] == history
+    assert 'id="rm-curves"' in html and "common/curves.css" in html
+    assert "tuning/run.css" not in html  # its layout classes come from tunelab.css
+
+
+def test_numbers_json_cannot_hold_are_stored_as_null_at_any_depth():
+    stored = json_safe({"pair_acc": math.nan, "history": [{"step": 1, "loss": math.inf}],
+                        "sizes": (1, -math.inf), "name": "rm", "steps": 3})
+    assert stored == {"pair_acc": None, "history": [{"step": 1, "loss": None}],
+                      "sizes": [1, None], "name": "rm", "steps": 3}
 
 
 def test_a_queued_then_failed_training_shows_its_status_and_error(shapes, project_admin):
@@ -85,6 +113,7 @@ def test_a_queued_then_failed_training_shows_its_status_and_error(shapes, projec
     url = f"/rewards/{reward_model.pk}/"
     html = client_for(project_admin).get(url).content.decode()
     assert 'data-status="queued"' in html and 'id="rm-accuracy">-<' in html
+    assert page_data(html, "reward-model-data")["history"] == []
     assert "appear here when the training has succeeded" in html
     assert "No tuning run has used this reward model yet." in html
     assert '<pre id="rm-error" class="run-error" hidden>' in html

@@ -1,10 +1,12 @@
 /**
- * The reward-model page: while the training is queued or running, polls
- * `GET /api/reward-models/{id}/` every 2 s and keeps status and attempts current. When it ends
- * the page reloads once, and the server renders what it produced (held-out accuracy, error).
+ * The reward-model page: draws the held-out evaluations of its training (the page data's
+ * `history`) as the tuning run page draws its steps (common/curves.js). While the training is
+ * queued or running, polls `GET /api/reward-models/{id}/` every 2 s and keeps status and
+ * attempts current; when it ends the page reloads once, and the server renders what it produced.
  */
 
 import { request } from "../common/api.js";
+import { addStep, drawCurves } from "../common/curves.js";
 
 const POLL_MS = 2000;
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -27,4 +29,7 @@ async function poll() {
   setTimeout(poll, POLL_MS);
 }
 
+const series = new Map();
+for (const { step, ...metrics } of page.history) addStep(series, step, metrics);
+drawCurves(series, document.getElementById("rm-curves"), document.getElementById("rm-curves-empty"));
 if (!FINISHED.has(badge.dataset.status)) setTimeout(poll, POLL_MS);

@@ -1,13 +1,14 @@
 /**
  * The tuning run page: polls `GET /api/tuning-runs/{id}/metrics/?after=<step>` every 2 s and
- * draws one SVG polyline per metric (small multiples), keeps status and progress current,
- * cancels or retries the run, and shows the sample outputs of the starting and the tuned model
+ * draws one SVG polyline per metric (small multiples, common/curves.js), keeps status and
+ * progress current, cancels or retries the run, and shows the sample outputs of the starting and the tuned model
  * side by side (drawn by the annotator UI's detection renderer) once the run has finished.
  */
 
 import { fill as drawDetections } from "../annotate/render/detection.js";
-import { el, svgEl } from "../annotate/render/dom.js";
+import { el } from "../annotate/render/dom.js";
 import { request } from "../common/api.js";
+import { addStep, drawCurves } from "../common/curves.js";
 
 const POLL_MS = 2000;
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -15,36 +16,6 @@ const page = JSON.parse(document.getElementById("run-data").textContent);
 const series = new Map(); // metric name -> [[step, value], ...]
 let lastStep = -1;
 let polling = false; // a poll is in flight or scheduled
-
-function curve(name) {
-  const points = series.get(name);
-  const steps = points.map(([step]) => step);
-  const values = points.map(([, value]) => value);
-  const [x0, x1] = [Math.min(...steps), Math.max(...steps)];
-  let [y0, y1] = [Math.min(...values), Math.max(...values)];
-  if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
-  // A 100 x 100 box stretched to the chart (strokes keep their width: non-scaling-stroke).
-  const x = (step) => (x1 === x0 ? 50 : (100 * (step - x0)) / (x1 - x0));
-  const y = (value) => 100 - (100 * (value - y0)) / (y1 - y0);
-  const svg = svgEl("svg", { viewBox: "0 0 100 100", preserveAspectRatio: "none",
-    role: "img", "aria-label": `${name} by step` });
-  svg.append(svgEl("line", { x1: 0, y1: 100, x2: 100, y2: 100, class: "axis" }));
-  svg.append(svgEl("polyline", {
-    points: points.map(([step, value]) => `${x(step).toFixed(2)},${y(value).toFixed(2)}`)
-      .join(" "),
-  }));
-  const latest = values[values.length - 1];
-  const head = el("h3", {}, [el("span", { text: name }),
-    el("span", { class: "muted", text: Number(latest.toPrecision(4)).toString() })]);
-  return el("div", { class: "curve", "data-metric": name }, [head, svg,
-    el("div", { class: "muted", text: `steps ${x0}-${x1} · ${y0.toPrecision(3)} to ${y1.toPrecision(3)}` })]);
-}
-
-function drawCurves() {
-  const box = document.getElementById("curves");
-  box.replaceChildren(...[...series.keys()].sort().map(curve));
-  document.getElementById("curves-empty").hidden = series.size > 0;
-}
 
 function showStatus({ status, step, total_steps: total }) {
   const badge = document.getElementById("run-status");
@@ -96,14 +67,12 @@ async function poll() {
   try {
     const data = await request("GET", `/api/tuning-runs/${page.id}/metrics/?after=${lastStep}`);
     for (const { step, metrics } of data.steps) {
-      for (const [name, value] of Object.entries(metrics)) {
-        if (typeof value !== "number") continue;
-        if (!series.has(name)) series.set(name, []);
-        series.get(name).push([step, value]);
-      }
+      addStep(series, step, metrics);
       lastStep = Math.max(lastStep, step);
     }
-    if (data.steps.length) drawCurves();
+    if (data.steps.length) {
+      drawCurves(series, document.getElementById("curves"), document.getElementById("curves-empty"));
+    }
     const changed = document.getElementById("run-status").dataset.status !== data.status;
     showStatus(data);
     if (changed) await showDetails();
