@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from common.errors import ApplicationError
-from common.permissions import ANNOTATORS, project_for
+from common.permissions import ADMINS, ANNOTATORS, project_for
 from projects.selectors import projects_for_user
 
 
@@ -17,7 +17,8 @@ def project_picker(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "annotate/project_picker.html",
-        {"projects": projects_for_user(request.user), "annotator_roles": ANNOTATORS},
+        {"projects": projects_for_user(request.user), "annotator_roles": ANNOTATORS,
+         "admin_roles": ADMINS},
     )
 
 

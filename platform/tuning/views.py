@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from common.errors import ApplicationError
+from tuning.configs import on_project_images
 from tuning.selectors import run_for
 
 
@@ -20,4 +21,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     except ApplicationError as exc:  # a member who is not an admin of the project
         raise PermissionDenied(exc.message) from exc
     page_data = {"id": run.pk, "categories": run.project.categories}
-    return render(request, "tuning/run.html", {"run": run, "page_data": page_data})
+    return render(request, "tuning/run.html", {
+        "run": run, "page_data": page_data,
+        "on_project_images": on_project_images(run.data_config),
+    })

@@ -1,5 +1,5 @@
 """The reward-model pages: a project's list with its launch form and one reward model's figures.
-Project admins see them, annotators get 403, other users 404,
+Project admins see them (linked from the project picker), annotators get 403, other users 404,
 anonymous users the login page; the launch form's request (session, CSRF cookie from the page,
 JSON) gets 201 or a 400 whose errors name the form's fields. A trained model keeps the history
 of its held-out evaluations, which its page draws."""
@@ -147,6 +147,14 @@ def test_the_project_list_links_its_reward_models_and_lists_the_settings(
     assert "<td><code>augment</code></td><td><code>true</code></td>" in html
     assert "<code>num_classes</code>" not in html and "<code>task</code>" not in html
     assert "csrftoken" in response.cookies  # the launch form's POST needs it
+
+
+def test_the_project_picker_links_admins_to_their_reward_models(shapes, project_admin,
+                                                                annotator):
+    link = f'<a class="btn" href="/rewards/projects/{shapes.pk}/">Reward models</a>'
+    assert link in client_for(project_admin).get("/").content.decode()
+    html = client_for(annotator).get("/").content.decode()
+    assert "shapes detection" in html and "Reward models" not in html
 
 
 def test_a_project_without_reward_models_says_so(make_project, project_admin):
