@@ -117,9 +117,6 @@ def tuning_run_check(
     _check_reward(project, reward, reward_model)
     if on_project_images(data):
         check_project_images(project, reward)
-    if reward == RewardKind.LEARNED and tune.credit == "reward_to_go":
-        raise ApplicationError("A learned reward scores whole outputs: credit must be "
-                               "'sequence'.", field="config.credit")
     return tune
 
 

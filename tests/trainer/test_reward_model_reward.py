@@ -100,3 +100,28 @@ def test_boxes_on_images_without_ground_truth_do_not_train_the_confidence():
     unlabeled = learned.reward(tokens, batch, 2)
     assert learned.aux_loss(logits, unlabeled).item() == 0.0
     assert "hit_rate" not in unlabeled.metrics()
+
+
+def test_learned_rewards_to_go_come_from_the_reward_model_alone():
+    torch.manual_seed(0)
+    task = DetectionTask(TASK, num_classes=8)
+    policy = Pix2SeqModel(POLICY, task.spec)
+    reward_model = RewardModel(RM)
+    learned = LearnedRewardTask(task, reward_model)
+    batch = ShapesStream(SCENES).next_batch(2)
+    tokens = policy.sample(batch.images, 2, generator=torch.Generator().manual_seed(1))[0]
+    scored = learned.reward(tokens, batch, 2)
+    to_go = learned.rewards_to_go(tokens, batch, 2, scored)
+    assert to_go.shape == tokens.shape
+    # Box j's tokens: the sample's score minus the score of boxes 0..j-1 alone.
+    decoded = scored.decoded
+    images = batch.images.repeat_interleave(2, 0)
+    for j in range(decoded.valid.shape[1]):
+        if 6 * j >= tokens.shape[1]:
+            break
+        prefix = decoded.valid & (torch.arange(decoded.valid.shape[1]) < j)
+        before = reward_model.score(images, decoded.boxes, decoded.classes, prefix)
+        assert torch.allclose(to_go[:, 6 * j], scored.reward - before, atol=1e-5)
+    # Ground truth never enters it: wiping it changes nothing.
+    batch.valid[:] = False
+    assert torch.allclose(learned.rewards_to_go(tokens, batch, 2, scored), to_go)

@@ -34,7 +34,7 @@ from torch import Tensor
 from trainer.data.detection import DetectionExample, collate
 from trainer.reward_model.model import RewardModel
 from trainer.rewards.detection import detection_reward
-from trainer.tasks.detection import ScoredSamples
+from trainer.tasks.detection import ScoredSamples, box_rewards_to_go
 
 
 @dataclass(frozen=True)
@@ -146,14 +146,29 @@ class LearnedRewardTask:
     def reward(self, tokens: Tensor, batch, n: int) -> LearnedScoredSamples:
         """Score n samples per image (image-major rows), as `DetectionTask.reward` does."""
         decoded = self.task.codec.decode(tokens)
-        with torch.no_grad():
-            out = self._reward(
-                decoded.boxes, decoded.classes, decoded.valid,
-                *(t.repeat_interleave(n, 0) for t in (batch.boxes, batch.classes, batch.valid)),
-                images=batch.images,
-            )
+        out = self._score(decoded.boxes, decoded.classes, decoded.valid, batch, n)
         return LearnedScoredSamples(out.reward, out.pred_iou, decoded, out.metric_reward,
                                     out.has_gt)
+
+    def rewards_to_go(self, tokens: Tensor, batch, n: int,
+                      scored: LearnedScoredSamples) -> Tensor:
+        """(N, L) each token's reward-to-go as `DetectionTask.rewards_to_go`, with the boxes
+        before the token's box scored by the reward model (ground truth never enters it)."""
+        return box_rewards_to_go(
+            scored, tokens.shape[1],
+            lambda boxes, classes, valid, repeats: self._score(
+                boxes, classes, valid, batch, n * repeats).reward,
+        )
+
+    @torch.no_grad()
+    def _score(self, boxes: Tensor, classes: Tensor, valid: Tensor, batch,
+               n: int) -> LearnedRewardOutput:
+        """The learned reward of decoded boxes, n consecutive rows per image of the batch."""
+        return self._reward(
+            boxes, classes, valid,
+            *(t.repeat_interleave(n, 0) for t in (batch.boxes, batch.classes, batch.valid)),
+            images=batch.images,
+        )
 
 
 @torch.no_grad()

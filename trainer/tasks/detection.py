@@ -14,6 +14,7 @@ Vocabulary: PAD, BOS, EOS, the confidence placeholder, coordinate bins, classes,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -151,6 +152,29 @@ class DetectionCodec:
         return class_prob, confidence
 
 
+PrefixScorer = Callable[[Tensor, Tensor, Tensor, int], Tensor]
+
+
+def box_rewards_to_go(scored: ScoredSamples, length: int, score: PrefixScorer) -> Tensor:
+    """(N, length) each token's reward-to-go for any reward of a set of boxes: the sample's
+    reward minus `score` of the boxes before the token's box (0 for EOS and after).
+
+    `score(boxes, classes, valid, repeats)` rewards (N * repeats) box sets laid out
+    sample-major, `repeats` consecutive rows per sample (so image-major, as the samples).
+    """
+    decoded = scored.decoded
+    rows, k = decoded.valid.shape
+    positions = torch.arange(k + 1, device=decoded.valid.device)
+    # Prefix j keeps boxes 0..j-1: (rows * (K+1), K) masks, scored in one batched call.
+    prefixes = decoded.valid[:, None, :] & (positions[None, :k] < positions[:, None])
+    before = score(decoded.boxes.repeat_interleave(k + 1, 0),
+                   decoded.classes.repeat_interleave(k + 1, 0),
+                   prefixes.flatten(0, 1), k + 1).view(rows, k + 1)
+    to_go = scored.reward[:, None] - before  # (N, K+1): gained from box j on
+    per_box = to_go[:, :k].repeat_interleave(TOKENS_PER_BOX, dim=1)  # (N, 6K)
+    return torch.cat([per_box, to_go[:, k:]], dim=1)[:, :length]
+
+
 class DetectionTask:
     """What the training loops need from detection: targets, rewards, auxiliary loss."""
 
@@ -178,18 +202,11 @@ class DetectionTask:
     def rewards_to_go(self, tokens: Tensor, batch, n: int, scored: ScoredSamples) -> Tensor:
         """(N, L) each token's reward-to-go: the sample's reward minus the reward that the boxes
         before the token's box would get alone (so 0 for EOS and after)."""
-        decoded = scored.decoded
-        rows, k = decoded.valid.shape
-        positions = torch.arange(k + 1, device=tokens.device)
-        # Prefix j keeps boxes 0..j-1: (rows * (K+1), K) masks, scored in one batched call.
-        prefixes = (decoded.valid[:, None, :] & (positions[None, :k] < positions[:, None]))
-        before = self._reward(
-            decoded.boxes.repeat_interleave(k + 1, 0), decoded.classes.repeat_interleave(k + 1, 0),
-            prefixes.flatten(0, 1), batch, n * (k + 1),
-        ).reward.view(rows, k + 1)
-        to_go = scored.reward[:, None] - before  # (N, K+1): gained from box j on
-        per_box = to_go[:, :k].repeat_interleave(TOKENS_PER_BOX, dim=1)  # (N, 6K)
-        return torch.cat([per_box, to_go[:, k:]], dim=1)[:, : tokens.shape[1]]
+        return box_rewards_to_go(
+            scored, tokens.shape[1],
+            lambda boxes, classes, valid, repeats: self._reward(
+                boxes, classes, valid, batch, n * repeats).reward,
+        )
 
     def _reward(self, boxes: Tensor, classes: Tensor, valid: Tensor, batch, n: int):
         """The paper's reward of decoded boxes, n rows per image of the batch."""
