@@ -104,10 +104,9 @@ def test_boxes_on_images_without_ground_truth_do_not_train_the_confidence():
 
 def test_learned_rewards_to_go_come_from_the_reward_model_alone():
     torch.manual_seed(0)
-    task = DetectionTask(TASK, num_classes=8)
-    policy = Pix2SeqModel(POLICY, task.spec)
     reward_model = RewardModel(RM)
-    learned = LearnedRewardTask(task, reward_model)
+    learned = LearnedRewardTask(DetectionTask(TASK, num_classes=8), reward_model)
+    policy = Pix2SeqModel(POLICY, learned.spec)
     batch = ShapesStream(SCENES).next_batch(2)
     tokens = policy.sample(batch.images, 2, generator=torch.Generator().manual_seed(1))[0]
     scored = learned.reward(tokens, batch, 2)
