@@ -34,12 +34,11 @@ from torch import nn
 
 from trainer.bench import detection
 from trainer.data.detection import DetectionBatch, ShapesStream
-from trainer.reward_model.__main__ import DEFAULT_NOISE
 from trainer.reward_model.candidates import RM_SCENE_OFFSET, make_preference_data, policy_source
 from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.data import PreferenceDataset
 from trainer.reward_model.model import RewardModel, save_reward_model
-from trainer.reward_model.simulate import gold_scores
+from trainer.reward_model.simulate import DEFAULT_NOISE, gold_scores
 from trainer.reward_model.train import train_reward_model
 from trainer.tasks.detection import DetectionTask
 from trainer.train.checkpoint import Checkpoint

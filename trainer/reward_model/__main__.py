@@ -23,10 +23,9 @@ import torch
 from trainer.reward_model.candidates import make_preference_data
 from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.model import save_reward_model
+from trainer.reward_model.simulate import DEFAULT_NOISE
 from trainer.reward_model.train import train_reward_model
 from trainer.train.config import apply_overrides, help_for
-
-DEFAULT_NOISE = 0.05
 
 
 def main(argv: list[str] | None = None) -> int:

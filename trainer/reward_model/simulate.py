@@ -25,6 +25,8 @@ from torch import Tensor
 from trainer.rewards.detection import detection_reward
 
 RATING_EDGES: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)  # gold score bins of ratings 1..5
+# Annotator noise of the benchmarks and the simulated annotators unless told otherwise.
+DEFAULT_NOISE = 0.05
 DEFAULT_TIE_EPS = 0.02  # gold scores closer than this are a tie (about a fiftieth of a box)
 
 

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from common.errors import ApplicationError
 from projects.models import Project
 from rewards.simulated import answer_queue, simulated_annotators
+from trainer.reward_model.simulate import DEFAULT_NOISE
 
 
 class Command(BaseCommand):
@@ -17,8 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--annotators", type=int, default=1,
                             help="how many simulated annotators (the project's overlap is "
                                  "honoured by the queue)")
-        parser.add_argument("--noise", type=float, default=0.1,
-                            help="0 = perfect; the scale of the logistic noise on gold scores")
+        parser.add_argument("--noise", type=float, default=DEFAULT_NOISE,
+                            help="0 = perfect; the scale of the logistic noise on gold scores "
+                                 f"(default {DEFAULT_NOISE}, as the benchmarks')")
         parser.add_argument("--limit", type=int, default=None,
                             help="most answers per annotator (default: until the queue is empty)")
         parser.add_argument("--seed", type=int, default=0)
