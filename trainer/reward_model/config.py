@@ -17,7 +17,11 @@ class RewardModelConfig:
     num_classes: int = opt(8, "classes of the task (Synthetic Shapes: 8)")
     image_size: int = opt(64, "side of the square input; other sizes are resized to it")
     readout: str = opt("boxes", "'boxes': a conv net on a window around each box, summed; "
-                                "'image': a conv net on the whole image (see model.py)")
+                                "'image': a conv net on the whole image (see model.py); "
+                                "'policy': started from a detection policy's network "
+                                "(policy_readout.py; needs that checkpoint to train)")
+    trainable_blocks: int = opt(1, "'policy': the policy's last decoder blocks that learn; "
+                                   "the rest of its network stays frozen")
     window: int = opt(12, "'boxes': side of each box's window in cells")
     margin: float = opt(0.5, "'boxes': context around a box, as a share of its side per side")
     width: int = opt(16, "channels of the first stage; each later stage doubles them")
@@ -46,13 +50,17 @@ class RewardModelConfig:
         if self.width % 8:
             # GroupNorm(8, ...) needs channel counts divisible by 8.
             raise ValueError(f"width must be a multiple of 8, got {self.width}")
-        if self.readout not in {"boxes", "image"}:
-            raise ValueError(f"readout must be 'boxes' or 'image', got {self.readout!r}")
+        if self.readout not in {"boxes", "image", "policy"}:
+            raise ValueError(f"readout must be 'boxes', 'image' or 'policy', "
+                             f"got {self.readout!r}")
+        if self.trainable_blocks < 0:
+            raise ValueError(f"trainable_blocks must be 0 or more, got {self.trainable_blocks}")
         # Each stage after the first halves the side; the 'image' readout starts at stride 4.
+        # ('policy' has the policy's own network, checked against the reward model when built.)
         side, name, factor = ((self.window, "window", 2 ** (self.stages - 1))
                               if self.readout == "boxes"
                               else (self.image_size, "image_size", 2 ** (self.stages + 1)))
-        if side % factor:
+        if self.readout != "policy" and side % factor:
             raise ValueError(f"{name} must be a multiple of {factor} (from stages)")
         if not 0 < self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction must lie in (0, 1), got {self.heldout_fraction}")

@@ -12,6 +12,9 @@ the network always sees the boxes on the pixels they claim. Two readouts of that
   per location, averaged. The first convolution is split into an image part and an output part
   (a convolution over stacked channels is the sum of convolutions over each group), so an
   image's part is computed once and shared by the N outputs sampled for it.
+- `policy` (detection, from a pretrained policy): the policy's own network teacher-forces the
+  output, a per-box score is read from the decoder; see `policy_readout.py`. The model file
+  carries the policy's configs, so it loads alone.
 
 The scalar is in Bradley-Terry units: a difference of 1 between two outputs of one image means
 odds of e : 1 that the first is preferred. For 1-5 ratings the model also holds ordered cut
@@ -29,7 +32,12 @@ from torch import Tensor, nn
 
 from trainer.reward_model.config import RATING_LEVELS, RewardModelConfig
 from trainer.reward_model.encoders import BoxOutputs, box_windows, output_encoder
-from trainer.train.checkpoint import CheckpointError, read_payload, write_payload
+from trainer.reward_model.policy_readout import (
+    PolicyReadout,
+    policy_description,
+    policy_from_description,
+)
+from trainer.train.checkpoint import Checkpoint, CheckpointError, read_payload, write_payload
 from trainer.train.config import from_dict, to_dict
 
 FORMAT = "tunelab-reward-model/1"
@@ -66,16 +74,28 @@ def _conv_net(cin: int, width: int, stages: int, stem: nn.Module) -> nn.Sequenti
 
 
 class RewardModel(nn.Module):
-    """Scores (image, output) pairs; see the module docstring."""
+    """Scores (image, output) pairs; see the module docstring. The `policy` readout starts
+    from `policy`, a detection checkpoint (its weights are copied; the model keeps the
+    checkpoint's configs for `save_reward_model`)."""
 
-    def __init__(self, config: RewardModelConfig) -> None:
+    def __init__(self, config: RewardModelConfig, policy: Checkpoint | None = None) -> None:
         super().__init__()
         self.config = config
         self.encoder = output_encoder(config.task)
         width, classes = config.width, config.num_classes
         channels = self.encoder.channels(classes)
         top = width * 2 ** (config.stages - 1)
-        if config.readout == "boxes":
+        self.policy = None
+        if config.readout == "policy":
+            if policy is None:
+                raise ValueError("readout 'policy' starts from a detection policy's checkpoint; "
+                                 "none was given")
+            self.policy = policy_description(policy)
+            self.policy_readout = PolicyReadout(policy, config.trainable_blocks, classes)
+            if self.policy_readout.image_size != config.image_size:
+                raise ValueError(f"image_size must be the policy's "
+                                 f"({self.policy_readout.image_size}), got {config.image_size}")
+        elif config.readout == "boxes":
             stem = nn.Conv2d(3 + channels, width, 3, padding=1)
             self.window_net = _conv_net(3 + channels, width, config.stages, stem)
             self.box_head = nn.Sequential(nn.Linear(top + classes, top), nn.GELU(),
@@ -121,6 +141,8 @@ class RewardModel(nn.Module):
                                                                        device=images.device)
         if len(rows) != drawn.shape[0] or (image_index is None and len(images) != len(rows)):
             raise ValueError(f"{drawn.shape[0]} outputs for {len(rows)} images")
+        if config.readout == "policy":
+            return self.policy_readout(images, outputs, rows)
         if config.readout == "image":
             features = self.image_stem(images)[rows] + self.output_stem(drawn)
             return self.location_head(self.image_net(features)).mean(dim=(1, 2, 3))
@@ -185,6 +207,7 @@ def save_reward_model(path: str | Path, model: RewardModel, metrics: dict[str, A
         "config": to_dict(model.config),
         "metrics": metrics,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **({"policy": model.policy} if model.policy is not None else {}),
     })
 
 
@@ -195,7 +218,12 @@ def load_reward_model(
     for a missing, unreadable or foreign file."""
     payload = read_payload(path, format=FORMAT, what="reward model")
     try:
-        model = RewardModel(from_dict(RewardModelConfig, payload["config"]))
+        policy = None
+        if "policy" in payload:  # the network's weights are the reward model's own
+            prefix = "policy_readout.network."
+            policy = policy_from_description(payload["policy"], {
+                k[len(prefix):]: v for k, v in payload["model"].items() if k.startswith(prefix)})
+        model = RewardModel(from_dict(RewardModelConfig, payload["config"]), policy)
         model.load_state_dict(payload["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is incomplete or damaged ({exc})") from None

@@ -38,6 +38,7 @@ from trainer.reward_model.losses import (
 )
 from trainer.reward_model.model import RewardModel
 from trainer.reward_model.simulate import DEFAULT_TIE_EPS
+from trainer.train.checkpoint import Checkpoint
 from trainer.train.mle import make_optimizer, warmup_cosine
 
 
@@ -191,11 +192,13 @@ def train_reward_model(
     ratings: RatingDataset | None = None,
     device: torch.device | str = "cpu",
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    policy: Checkpoint | None = None,
 ) -> TrainedRewardModel:
     """Train a new reward model on whatever feedback is given; see the module docstring.
 
     Every dataset is split by image into train and held-out (`config.heldout_fraction`).
     `on_step(step, metrics)` is called after every step (logging, progress, cancellation).
+    `policy`: the detection checkpoint that readout 'policy' starts from.
     """
     given = {"pairs": preferences, "rankings": rankings, "ratings": ratings}
     given = {kind: data for kind, data in given.items() if data is not None and len(data)}
@@ -207,7 +210,7 @@ def train_reward_model(
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     try:
-        return _train(config, given, device, on_step)
+        return _train(config, given, device, on_step, policy)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -217,6 +220,7 @@ def _train(
     given: dict[str, FeedbackDataset],
     device: torch.device | str,
     on_step: Callable[[int, dict[str, Any]], None] | None,
+    policy: Checkpoint | None,
 ) -> TrainedRewardModel:
     torch.manual_seed(config.seed)
     train, heldout = {}, {}
@@ -224,7 +228,7 @@ def _train(
         train[kind], heldout[kind] = split_by_image(data, config.heldout_fraction, config.seed)
         if len(train[kind]) == 0:
             raise ValueError(f"{kind}: all feedback is on one image; need at least two images")
-    model = RewardModel(config).to(device)
+    model = RewardModel(config, policy).to(device)
     optimizer = make_optimizer(model, config.lr, config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
