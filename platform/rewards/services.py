@@ -56,6 +56,11 @@ def reward_model_check(
         RewardModelConfig, config or {}, prefix="config",
         fixed={"task": project.task, "num_classes": len(project.categories)},
     )
+    if checked.readout == "policy":
+        raise ApplicationError(
+            "readout 'policy' starts from a policy checkpoint, which platform reward models "
+            "do not take yet: use 'boxes' or 'image'.", field="config.readout",
+        )
     counts = feedback_counts(project)
     if not any(counts.values()):
         raise ApplicationError(

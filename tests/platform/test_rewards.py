@@ -49,6 +49,7 @@ def test_launch_after_answers_queues_training(
     ({"heldout_fraction": 1.0}, "config.heldout_fraction"),  # nothing left to train on
     ({"steps": "many"}, "config.steps"),
     ({"num_classes": 3}, "config.num_classes"),  # the project's categories decide
+    ({"readout": "policy"}, "config.readout"),  # needs a policy checkpoint: not offered yet
 ])
 def test_bad_config_is_refused_with_its_field(
     admin_api, shapes, annotator, sent, django_capture_on_commit_callbacks, config, field
