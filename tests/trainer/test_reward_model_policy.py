@@ -52,6 +52,18 @@ def test_scores_are_sums_over_boxes_and_prefixes_agree(policy, one_thread):
     assert model.score(images, out.boxes, out.classes, torch.zeros_like(out.valid)).eq(0).all()
 
 
+def test_prefix_scores_from_one_pass_equal_scoring_each_prefix(policy, one_thread):
+    torch.manual_seed(0)
+    model = _model(policy)
+    images, out = torch.randn(2, 3, 32, 32), _outputs(6, 3)
+    prefixes = model.prefix_scores(images, out.boxes, out.classes, out.valid)  # one pass
+    assert prefixes.shape == (6, 4)
+    for j in range(4):  # each prefix scored on its own: the valid boxes among the first j
+        kept = out.valid & (torch.arange(3) < j)
+        alone = model.score(images, out.boxes, out.classes, kept)
+        assert torch.allclose(prefixes[:, j], alone, atol=1e-5), j
+
+
 def test_only_the_head_and_last_block_learn(policy, tiny_shapes_config, one_thread):
     torch.manual_seed(0)
     config = replace(POLICY, trainable_blocks=1, lr=1e-2, steps=3, warmup=1)

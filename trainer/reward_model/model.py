@@ -37,6 +37,7 @@ from trainer.reward_model.policy_readout import (
     policy_description,
     policy_from_description,
 )
+from trainer.tasks.detection import prefix_masks
 from trainer.train.checkpoint import Checkpoint, CheckpointError, read_payload, write_payload
 from trainer.train.config import from_dict, to_dict
 
@@ -136,13 +137,13 @@ class RewardModel(nn.Module):
         output, or shared: output n belongs to image `image_index[n]`."""
         config = self.config
         images = self._images(images)
-        drawn = self.encoder.encode(outputs, config.image_size, config.num_classes)
         rows = image_index if image_index is not None else torch.arange(len(images),
                                                                        device=images.device)
-        if len(rows) != drawn.shape[0] or (image_index is None and len(images) != len(rows)):
-            raise ValueError(f"{drawn.shape[0]} outputs for {len(rows)} images")
+        if len(rows) != len(outputs) or (image_index is None and len(images) != len(rows)):
+            raise ValueError(f"{len(outputs)} outputs for {len(rows)} images")
         if config.readout == "policy":
             return self.policy_readout(images, outputs, rows)
+        drawn = self.encoder.encode(outputs, config.image_size, config.num_classes)
         if config.readout == "image":
             features = self.image_stem(images)[rows] + self.output_stem(drawn)
             return self.location_head(self.image_net(features)).mean(dim=(1, 2, 3))
@@ -177,25 +178,50 @@ class RewardModel(nn.Module):
         `images` (B, 3, H, W) as in a DetectionBatch, or (B / n, ...) shared by n consecutive
         outputs each (image-major, as the REINFORCE loop samples them).
         """
+        return self._in_chunks(self, images, BoxOutputs(pred_boxes, pred_classes, pred_valid),
+                               chunk)
+
+    @torch.no_grad()
+    def prefix_scores(
+        self, images: Tensor, pred_boxes: Tensor, pred_classes: Tensor, pred_valid: Tensor,
+    ) -> Tensor:
+        """(B, K+1) the score of each output's first j boxes alone, j = 0..K (the prefix
+        rewards of reward-to-go; `images` as in `score`). The policy readout reads them off one
+        pass, its decoder being causal (a box's score does not depend on the boxes after it);
+        the other readouts score every prefix."""
+        k = pred_valid.shape[1]
+        if self.config.readout != "policy":
+            prefixes = prefix_masks(pred_valid).flatten(0, 1)  # (B * (K+1), K)
+            return self.score(images, pred_boxes.repeat_interleave(k + 1, 0),
+                              pred_classes.repeat_interleave(k + 1, 0), prefixes).view(-1, k + 1)
         outputs = BoxOutputs(pred_boxes, pred_classes, pred_valid)
+        per_box = self._in_chunks(self.policy_readout.per_box, self._images(images), outputs)
+        # per_box[:, s] scores the s-th valid box; prefix j holds the valid boxes among 0..j-1.
+        sums = F.pad(per_box.cumsum(1), (1, max(0, k - per_box.shape[1])), mode="replicate")
+        sums[:, 0] = 0
+        before_j = F.pad(pred_valid.long().cumsum(1), (1, 0))  # (B, K+1) valid boxes in prefix j
+        return sums.gather(1, before_j)
+
+    def _in_chunks(self, fn, images: Tensor, outputs: BoxOutputs, chunk: int = 512) -> Tensor:
+        """`fn(images, outputs, image_index)` over chunks of the outputs, in eval mode;
+        `images` one per output or shared by equal runs of consecutive outputs."""
         rows = len(outputs)
         if images.shape[0] == 0 or rows % images.shape[0]:
             raise ValueError(f"{rows} outputs cannot be split evenly over "
                              f"{images.shape[0]} images")
-        per_image = rows // images.shape[0]
         image_index = torch.arange(images.shape[0], device=images.device)
-        image_index = image_index.repeat_interleave(per_image)
+        image_index = image_index.repeat_interleave(rows // images.shape[0])
         was_training = self.training
         self.eval()
         try:
-            scores = []
+            parts = []
             for start in range(0, rows, chunk):
                 part = slice(start, start + chunk)
                 used = image_index[part]
                 first = int(used[0])
-                scores.append(self(images[first : int(used[-1]) + 1], outputs.select(part),
-                                   used - first))
-            return torch.cat(scores) if scores else pred_boxes.new_zeros(0)
+                parts.append(fn(images[first : int(used[-1]) + 1], outputs.select(part),
+                                used - first))
+            return torch.cat(parts) if parts else outputs.boxes.new_zeros(0)
         finally:
             self.train(was_training)
 

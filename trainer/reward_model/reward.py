@@ -34,7 +34,7 @@ from torch import Tensor
 from trainer.data.detection import DetectionExample, collate
 from trainer.reward_model.model import RewardModel
 from trainer.rewards.detection import detection_reward
-from trainer.tasks.detection import ScoredSamples, box_rewards_to_go
+from trainer.tasks.detection import ScoredSamples, credit_from_prefixes
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,7 @@ class LearnedRewardTask:
 
     def __init__(self, task, model: RewardModel, *, scale: float = 1.0) -> None:
         self.task = task
+        self.scale = scale
         self.model = model.eval().requires_grad_(False)
         self._reward = learned_detection_reward(
             self.model, scale=scale, class_weights=task.class_weights,
@@ -146,7 +147,12 @@ class LearnedRewardTask:
     def reward(self, tokens: Tensor, batch, n: int) -> LearnedScoredSamples:
         """Score n samples per image (image-major rows), as `DetectionTask.reward` does."""
         decoded = self.task.codec.decode(tokens)
-        out = self._score(decoded.boxes, decoded.classes, decoded.valid, batch, n)
+        with torch.no_grad():
+            out = self._reward(
+                decoded.boxes, decoded.classes, decoded.valid,
+                *(t.repeat_interleave(n, 0) for t in (batch.boxes, batch.classes, batch.valid)),
+                images=batch.images,
+            )
         return LearnedScoredSamples(out.reward, out.pred_iou, decoded, out.metric_reward,
                                     out.has_gt)
 
@@ -154,21 +160,11 @@ class LearnedRewardTask:
                       scored: LearnedScoredSamples) -> Tensor:
         """(N, L) each token's reward-to-go as `DetectionTask.rewards_to_go`, with the boxes
         before the token's box scored by the reward model (ground truth never enters it)."""
-        return box_rewards_to_go(
-            scored, tokens.shape[1],
-            lambda boxes, classes, valid, repeats: self._score(
-                boxes, classes, valid, batch, n * repeats).reward,
-        )
-
-    @torch.no_grad()
-    def _score(self, boxes: Tensor, classes: Tensor, valid: Tensor, batch,
-               n: int) -> LearnedRewardOutput:
-        """The learned reward of decoded boxes, n consecutive rows per image of the batch."""
-        return self._reward(
-            boxes, classes, valid,
-            *(t.repeat_interleave(n, 0) for t in (batch.boxes, batch.classes, batch.valid)),
-            images=batch.images,
-        )
+        decoded, device = scored.decoded, self.model.device
+        before = self.model.prefix_scores(batch.images.to(device), decoded.boxes.to(device),
+                                          decoded.classes.to(device), decoded.valid.to(device))
+        return credit_from_prefixes(scored.reward, self.scale * before.to(scored.reward.device),
+                                    tokens.shape[1])
 
 
 @torch.no_grad()

@@ -14,7 +14,6 @@ Vocabulary: PAD, BOS, EOS, the confidence placeholder, coordinate bins, classes,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -152,25 +151,19 @@ class DetectionCodec:
         return class_prob, confidence
 
 
-PrefixScorer = Callable[[Tensor, Tensor, Tensor, int], Tensor]
+def prefix_masks(valid: Tensor) -> Tensor:
+    """(N, K) valid boxes -> (N, K+1, K): prefix j keeps the valid boxes among 0..j-1."""
+    k = valid.shape[1]
+    positions = torch.arange(k + 1, device=valid.device)
+    return valid[:, None, :] & (positions[None, :k] < positions[:, None])
 
 
-def box_rewards_to_go(scored: ScoredSamples, length: int, score: PrefixScorer) -> Tensor:
-    """(N, length) each token's reward-to-go for any reward of a set of boxes: the sample's
-    reward minus `score` of the boxes before the token's box (0 for EOS and after).
-
-    `score(boxes, classes, valid, repeats)` rewards (N * repeats) box sets laid out
-    sample-major, `repeats` consecutive rows per sample (so image-major, as the samples).
-    """
-    decoded = scored.decoded
-    rows, k = decoded.valid.shape
-    positions = torch.arange(k + 1, device=decoded.valid.device)
-    # Prefix j keeps boxes 0..j-1: (rows * (K+1), K) masks, scored in one batched call.
-    prefixes = decoded.valid[:, None, :] & (positions[None, :k] < positions[:, None])
-    before = score(decoded.boxes.repeat_interleave(k + 1, 0),
-                   decoded.classes.repeat_interleave(k + 1, 0),
-                   prefixes.flatten(0, 1), k + 1).view(rows, k + 1)
-    to_go = scored.reward[:, None] - before  # (N, K+1): gained from box j on
+def credit_from_prefixes(reward: Tensor, before: Tensor, length: int) -> Tensor:
+    """(N, length) each token's reward-to-go: the sample's reward (N,) minus `before` (N, K+1),
+    the reward of the boxes before the token's box alone (`prefix_masks`; column K for EOS and
+    after)."""
+    k = before.shape[1] - 1
+    to_go = reward[:, None] - before  # (N, K+1): gained from box j on
     per_box = to_go[:, :k].repeat_interleave(TOKENS_PER_BOX, dim=1)  # (N, 6K)
     return torch.cat([per_box, to_go[:, k:]], dim=1)[:, :length]
 
@@ -202,11 +195,14 @@ class DetectionTask:
     def rewards_to_go(self, tokens: Tensor, batch, n: int, scored: ScoredSamples) -> Tensor:
         """(N, L) each token's reward-to-go: the sample's reward minus the reward that the boxes
         before the token's box would get alone (so 0 for EOS and after)."""
-        return box_rewards_to_go(
-            scored, tokens.shape[1],
-            lambda boxes, classes, valid, repeats: self._reward(
-                boxes, classes, valid, batch, n * repeats).reward,
-        )
+        decoded = scored.decoded
+        k = decoded.valid.shape[1]
+        # Every prefix of every sample, (N * (K+1)) rows, scored in one batched call.
+        before = self._reward(
+            decoded.boxes.repeat_interleave(k + 1, 0), decoded.classes.repeat_interleave(k + 1, 0),
+            prefix_masks(decoded.valid).flatten(0, 1), batch, n * (k + 1),
+        ).reward.view(-1, k + 1)
+        return credit_from_prefixes(scored.reward, before, tokens.shape[1])
 
     def _reward(self, boxes: Tensor, classes: Tensor, valid: Tensor, batch, n: int):
         """The paper's reward of decoded boxes, n rows per image of the batch."""
