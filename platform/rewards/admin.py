@@ -9,7 +9,7 @@ from common.errors import ApplicationError
 from rewards.models import RewardModel
 from rewards.services import reward_model_check, reward_model_launch
 
-LAUNCH_FIELDS = ["project", "name", "config"]
+LAUNCH_FIELDS = ["project", "name", "config", "policy"]
 
 
 class RewardModelLaunchForm(forms.ModelForm):
@@ -22,7 +22,7 @@ class RewardModelLaunchForm(forms.ModelForm):
         if not self.errors:
             try:
                 reward_model_check(project=data["project"], config=data.get("config") or {},
-                                   name=data.get("name") or "")
+                                   name=data.get("name") or "", policy=data.get("policy"))
             except ApplicationError as error:
                 raise forms.ValidationError(error.message) from None
         return data
@@ -50,6 +50,7 @@ class RewardModelAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         launched = reward_model_launch(
             project=data["project"], name=data.get("name") or "",
-            config=data.get("config") or {}, created_by=request.user,
+            config=data.get("config") or {}, policy=data.get("policy"),
+            created_by=request.user,
         )
         obj.pk = launched.pk  # the admin redirects to the launched model

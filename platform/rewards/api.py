@@ -11,6 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.permissions import ADMINS, project_for
+from projects.models import ModelVersion
+from projects.selectors import in_project
 from rewards.selectors import reward_model_for, reward_models_of
 from rewards.services import reward_model_launch
 
@@ -18,6 +20,11 @@ from rewards.services import reward_model_launch
 class RewardModelInput(serializers.Serializer):
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
     config = serializers.DictField(default=dict, help_text="RewardModelConfig fields.")
+    policy = serializers.IntegerField(
+        required=False, allow_null=True,
+        help_text="Id of the ModelVersion (a detection checkpoint) that readout 'policy' "
+                  "starts from.",
+    )
 
 
 class RewardModelOutput(serializers.Serializer):
@@ -26,6 +33,7 @@ class RewardModelOutput(serializers.Serializer):
     name = serializers.CharField()
     snapshot = serializers.JSONField()
     config = serializers.JSONField()
+    policy = serializers.IntegerField(source="policy_id", allow_null=True)
     status = serializers.CharField()
     heldout_accuracy = serializers.FloatField(allow_null=True)
     metrics = serializers.JSONField()
@@ -46,9 +54,11 @@ class ProjectRewardModelsApi(APIView):
         project = project_for(request.user, project_id, roles=ADMINS)
         body = RewardModelInput(data=request.data)
         body.is_valid(raise_exception=True)
+        params = body.validated_data
         reward_model = reward_model_launch(
-            project=project, name=body.validated_data["name"],
-            config=body.validated_data["config"], created_by=request.user,
+            project=project, name=params["name"], config=params["config"],
+            policy=in_project(ModelVersion, params.get("policy"), project.pk, "policy"),
+            created_by=request.user,
         )
         return Response(RewardModelOutput(reward_model).data, status=status.HTTP_201_CREATED)
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from common.jobs import Job
-from projects.models import Project
+from projects.models import ModelVersion, Project
 
 
 def reward_model_path(reward_model: "RewardModel", filename: str) -> str:
@@ -24,6 +24,11 @@ class RewardModel(Job):
         help_text="What the training data was at launch: counts of ratings and comparisons.",
     )
     config = models.JSONField(default=dict, blank=True, help_text="RewardModelConfig fields.")
+    policy = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The detection model whose network readout 'policy' starts from (its "
+                  "weights are copied into the reward model's file).",
+    )
     heldout_accuracy = models.FloatField(
         null=True, blank=True, help_text="Pairwise accuracy on held-out images (0..1)."
     )

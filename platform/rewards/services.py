@@ -22,7 +22,8 @@ from common.jobs import (
     jobs_reap_stale,
 )
 from labeling.models import Comparison, Rating
-from projects.models import Project
+from projects.checkpoints import check_detection_checkpoint
+from projects.models import ModelVersion, Project
 from rewards.models import RewardModel
 from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.encoders import OUTPUT_ENCODERS
@@ -40,10 +41,12 @@ def feedback_counts(project: Project) -> dict[str, int]:
 
 
 def reward_model_check(
-    *, project: Project, config: dict | None = None, name: str = ""
+    *, project: Project, config: dict | None = None, name: str = "",
+    policy: ModelVersion | None = None,
 ) -> tuple[RewardModelConfig, dict[str, int], str]:
     """Everything `reward_model_launch` refuses, without launching (the admin's form uses it):
-    returns the checked config, the feedback counts and the name to use."""
+    returns the checked config, the feedback counts and the name to use. `policy`: the model
+    version readout 'policy' starts from (that readout needs one; the others take none)."""
     if project.task not in OUTPUT_ENCODERS:
         raise ApplicationError(
             f"Reward models can score {', '.join(OUTPUT_ENCODERS)} outputs; this project's "
@@ -57,9 +60,16 @@ def reward_model_check(
         fixed={"task": project.task, "num_classes": len(project.categories)},
     )
     if checked.readout == "policy":
+        if policy is None:
+            raise ApplicationError(
+                "readout 'policy' starts from a detection model: name the model version.",
+                field="policy",
+            )
+        check_detection_checkpoint(project, policy, "policy")
+    elif policy is not None:
         raise ApplicationError(
-            "readout 'policy' starts from a policy checkpoint, which platform reward models "
-            "do not take yet: use 'boxes' or 'image'.", field="config.readout",
+            f"Only readout 'policy' starts from a model version; readout "
+            f"{checked.readout!r} learns from scratch.", field="policy",
         )
     counts = feedback_counts(project)
     if not any(counts.values()):
@@ -79,12 +89,14 @@ def reward_model_launch(
     project: Project,
     config: dict | None = None,
     name: str = "",
+    policy: ModelVersion | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> RewardModel:
     """A queued reward model of the project, trained on the `gpu` queue after commit."""
-    checked, counts, name = reward_model_check(project=project, config=config, name=name)
+    checked, counts, name = reward_model_check(project=project, config=config, name=name,
+                                               policy=policy)
     reward_model = RewardModel.objects.create(
-        project=project, name=name, snapshot=counts, config=to_dict(checked),
+        project=project, name=name, snapshot=counts, config=to_dict(checked), policy=policy,
         created_by=created_by,
     )
     _enqueue(reward_model.pk)

@@ -26,6 +26,7 @@ from rewards.services import (
 from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.model import save_reward_model
 from trainer.reward_model.train import train_reward_model
+from trainer.train.checkpoint import Checkpoint, load_checkpoint
 from trainer.train.config import from_dict
 from trainer.train.loops import pick_device
 
@@ -53,6 +54,7 @@ def train_project_reward_model(reward_model_id: int, *, worker: str,
             trained = train_reward_model(
                 config, preferences=feedback.preferences, rankings=feedback.rankings,
                 ratings=feedback.ratings, device=pick_device(),
+                policy=starting_policy(reward_model),
             )
         metrics = {**trained.heldout, **trained.sizes, "seconds": round(trained.seconds, 2),
                    "history": evaluation_history(trained.history)}
@@ -66,6 +68,16 @@ def train_project_reward_model(reward_model_id: int, *, worker: str,
         detail = "".join(traceback.format_exception(error, limit=-3))
         reward_model_fail(reward_model_id=reward_model.pk, worker=worker,
                           error=f"{type(error).__name__}: {error}\n\n{detail}")
+
+
+def starting_policy(reward_model: RewardModel) -> Checkpoint | None:
+    """The checkpoint readout 'policy' starts from; None for the other readouts."""
+    if reward_model.config.get("readout") != "policy":
+        return None
+    if reward_model.policy is None or not reward_model.policy.checkpoint:
+        raise ValueError("readout 'policy' needs the model version it starts from, which is "
+                         "gone or has no checkpoint")
+    return load_checkpoint(reward_model.policy.checkpoint.path)
 
 
 # What the reward-model page draws of each held-out evaluation, besides its step.

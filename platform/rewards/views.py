@@ -13,6 +13,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from common.errors import ApplicationError
 from common.permissions import ADMINS, project_for
+from projects.selectors import checkpointed_versions_of
 from rewards.selectors import (
     config_settings,
     config_values,
@@ -39,6 +40,7 @@ def project_reward_models_page(request: HttpRequest, project_id: int) -> HttpRes
     project = _admins_only(lambda: project_for(request.user, project_id, roles=ADMINS))
     return render(request, "rewards/project_reward_models.html", {
         "project": project, "reward_models": reward_models_of(project),
+        "policies": checkpointed_versions_of(project),
         "settings": config_settings(), "page_data": {"project": project.pk},
     })
 

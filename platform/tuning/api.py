@@ -15,9 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.errors import ApplicationError
 from common.permissions import ADMINS, project_for
 from projects.models import ModelVersion
+from projects.selectors import in_project
 from rewards.models import RewardModel
 from tuning.candidates import candidates_generate
 from tuning.models import RewardKind, TuningRun
@@ -85,16 +85,6 @@ class MetricsOutput(serializers.Serializer):
     steps = StepOutput(many=True)
 
 
-def _in_project(model: type, pk: int | None, project_id: int, field: str):
-    """A row of the project by id; other projects' ids are as unknown as missing ones."""
-    if pk is None:
-        return None
-    row = model.objects.filter(pk=pk, project_id=project_id).first()
-    if row is None:
-        raise ApplicationError(f"No {field.replace('_', ' ')} {pk} in this project.", field=field)
-    return row
-
-
 class ProjectTuningRunsApi(APIView):
     @extend_schema(responses=TuningRunOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
@@ -109,9 +99,9 @@ class ProjectTuningRunsApi(APIView):
         params = body.validated_data
         run = tuning_run_launch(
             project=project,
-            start_version=_in_project(ModelVersion, params["start_version"], project.pk,
+            start_version=in_project(ModelVersion, params["start_version"], project.pk,
                                       "start_version"),
-            reward_model=_in_project(RewardModel, params.get("reward_model"), project.pk,
+            reward_model=in_project(RewardModel, params.get("reward_model"), project.pk,
                                      "reward_model"),
             reward=params["reward"], config=params["config"], data=params["data"],
             save_every=params["save_every"], created_by=request.user,

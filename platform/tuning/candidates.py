@@ -12,6 +12,7 @@ from django.db import transaction
 from common.errors import ApplicationError
 from config.celery import app as celery_app
 from labeling.services import tasks_create
+from projects.checkpoints import check_detection_checkpoint
 from projects.models import Candidate, ModelVersion
 from projects.selectors import items_of
 from projects.services import candidate_create
@@ -19,7 +20,6 @@ from rewards.feedback import item_example
 from trainer.train.checkpoint import load_checkpoint
 from trainer.train.loops import pick_device
 from tuning.samples import detection_outputs
-from tuning.services import check_detection_checkpoint
 
 GENERATE_TASK = "tuning.generate_candidates"
 MAX_SAMPLES = 16

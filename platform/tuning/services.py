@@ -24,9 +24,9 @@ from common.jobs import (
     job_heartbeat,
     jobs_reap_stale,
 )
-from projects.models import ModelVersion, Project, VisionTask
+from projects.checkpoints import check_detection_checkpoint
+from projects.models import ModelVersion, Project
 from rewards.models import RewardModel
-from trainer.train.checkpoint import CheckpointError, load_checkpoint
 from trainer.train.config import TuneConfig
 from tuning.configs import data_config_from, on_project_images, tune_config_from
 from tuning.models import RewardKind, TuningRun, TuningStep
@@ -49,32 +49,6 @@ def _enqueue(run_id: int) -> None:
 
 def _conflict(message: str) -> ApplicationError:
     return ApplicationError(message, status_code=status.HTTP_409_CONFLICT)
-
-
-def check_detection_checkpoint(project: Project, version: ModelVersion, field: str) -> None:
-    """The version is the project's and has a Tunelab detection checkpoint for its classes."""
-    if version.project_id != project.pk:
-        raise ApplicationError("The model version belongs to another project.", field=field)
-    if project.task != VisionTask.DETECTION:
-        raise ApplicationError(
-            f"Tunelab trains detection models; this project's task is {project.task}.",
-            field=field,
-        )
-    if not version.checkpoint:
-        raise ApplicationError(
-            f"{version.name} has no checkpoint (imported outputs have no model).", field=field
-        )
-    try:
-        checkpoint = load_checkpoint(version.checkpoint.path)
-    except CheckpointError as error:
-        # The loader names foreign files, e.g. a checkpoint of another task's model.
-        raise ApplicationError(f"{version.name}: {error}", field=field) from None
-    if project.categories and len(project.categories) != len(checkpoint.class_names):
-        raise ApplicationError(
-            f"{version.name} detects {len(checkpoint.class_names)} classes; the project has "
-            f"{len(project.categories)} categories.",
-            field=field,
-        )
 
 
 def _check_reward(project: Project, reward: str, reward_model: RewardModel | None) -> None:

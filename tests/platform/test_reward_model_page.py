@@ -187,7 +187,15 @@ def test_the_launch_forms_request_gets_field_errors_then_launches(
         assert list(response.json()["errors"]) == [field], response.json()
     assert not RewardModel.objects.exists() and sent == []
 
-    response = post({"name": "rm", "config": TINY_RM})
+    mle = version_with_checkpoint(shapes)
+    page = client.get(f"/rewards/projects/{shapes.pk}/").content.decode()
+    # The start choices: versions with a checkpoint, not the imported outputs' versions.
+    choices = page.split('id="launch-policy"')[1].split("</select>")[0]
+    assert f'<option value="{mle.pk}">mle</option>' in choices and "graded-0" not in choices
+    response = post({"name": "rm", "config": TINY_RM, "policy": mle.pk})
+    assert list(response.json()["errors"]) == ["policy"], response.json()
+
+    response = post({"name": "rm", "config": TINY_RM, "policy": None})
     assert response.status_code == status.HTTP_201_CREATED
     assert RewardModel.objects.get().pk == response.json()["id"] and len(sent) == 1
     response = post({"name": "rm", "config": TINY_RM})

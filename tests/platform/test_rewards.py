@@ -11,13 +11,19 @@ from rewards.feedback import project_feedback
 from rewards.models import RewardModel
 from rewards.services import TRAIN_TASK, reward_model_launch
 from rewards.training import train_project_reward_model
-from tests.integration.tuning_support import add_feedback, shapes_project
+from tests.integration.tuning_support import (
+    add_feedback,
+    shapes_project,
+    version_with_checkpoint,
+)
 from trainer.reward_model.model import load_reward_model
 
 pytestmark = pytest.mark.django_db
 
 TINY_RM = {"image_size": 32, "width": 8, "stages": 2, "steps": 3, "batch_size": 4,
            "eval_every": 3, "threads": 1}
+TINY_POLICY_RM = {"readout": "policy", "image_size": 32, "steps": 3, "batch_size": 4,
+                  "eval_every": 3, "threads": 1}
 
 
 
@@ -49,7 +55,6 @@ def test_launch_after_answers_queues_training(
     ({"heldout_fraction": 1.0}, "config.heldout_fraction"),  # nothing left to train on
     ({"steps": "many"}, "config.steps"),
     ({"num_classes": 3}, "config.num_classes"),  # the project's categories decide
-    ({"readout": "policy"}, "config.readout"),  # needs a policy checkpoint: not offered yet
 ])
 def test_bad_config_is_refused_with_its_field(
     admin_api, shapes, annotator, sent, django_capture_on_commit_callbacks, config, field
@@ -59,6 +64,32 @@ def test_bad_config_is_refused_with_its_field(
     assert response.status_code == status.HTTP_400_BAD_REQUEST
     assert field in response.json()["errors"], response.json()
     assert not RewardModel.objects.exists() and sent == []
+
+
+def test_the_policy_readout_needs_a_detection_checkpoint_of_the_project(
+    admin_api, project_admin, shapes, annotator, make_project, sent,
+    django_capture_on_commit_callbacks,
+):
+    add_feedback(shapes, annotator, n_items=2)
+    imported = shapes.model_versions.first()  # outputs imported with no model behind them
+    elsewhere = version_with_checkpoint(shapes_project(name="other", admins=[project_admin]))
+    mle = version_with_checkpoint(shapes)
+    cases = [
+        ({"config": TINY_POLICY_RM}, "name the model version"),
+        ({"config": TINY_POLICY_RM, "policy": imported.pk}, "has no checkpoint"),
+        ({"config": TINY_POLICY_RM, "policy": elsewhere.pk}, "in this project"),
+        ({"config": TINY_POLICY_RM, "policy": 10**6}, "in this project"),
+        ({"config": TINY_RM, "policy": mle.pk}, "Only readout 'policy'"),
+    ]
+    for body, message in cases:
+        response = launch(admin_api, shapes, body, django_capture_on_commit_callbacks)
+        assert response.status_code == status.HTTP_400_BAD_REQUEST, body
+        assert message in response.json()["errors"]["policy"][0], response.json()
+    assert not RewardModel.objects.exists() and sent == []
+    response = launch(admin_api, shapes, {"config": TINY_POLICY_RM, "policy": mle.pk},
+                      django_capture_on_commit_callbacks)
+    assert response.status_code == status.HTTP_201_CREATED, response.json()
+    assert response.json()["policy"] == mle.pk and len(sent) == 1
 
 
 def test_a_project_without_answers_or_of_another_task_is_refused(
@@ -128,3 +159,18 @@ def test_training_in_process(shapes, annotator, sent):
     train_project_reward_model(reward_model.pk, worker="w2")  # a redelivery does nothing
     reward_model.refresh_from_db()
     assert (reward_model.attempts, reward_model.worker) == (1, "w1")
+
+
+def test_training_from_the_policy_in_process(shapes, annotator):
+    add_feedback(shapes, annotator)
+    mle = version_with_checkpoint(shapes)
+    reward_model = reward_model_launch(project=shapes, config=TINY_POLICY_RM, policy=mle)
+    train_project_reward_model(reward_model.pk, worker="w1")
+    reward_model.refresh_from_db()
+    assert reward_model.status == JobStatus.SUCCEEDED, reward_model.error
+    model, _ = load_reward_model(reward_model.file.path)
+    assert model.config.readout == "policy"
+    # The file carries the policy's network: it scores without the model version.
+    mle.checkpoint.delete()
+    model, _ = load_reward_model(reward_model.file.path)
+    assert model.config.readout == "policy"

@@ -1,17 +1,20 @@
 /**
- * The launch form of a project's reward models: posts `{name, config}` to
+ * The launch form of a project's reward models: posts `{name, config, policy}` to
  * `POST /api/projects/{id}/reward-models/` and opens the new reward model's page. A refusal's
- * errors stand under their fields (`name`; `config` and its settings, `config.lr`), the others
- * (`project`, ...) above the button.
+ * errors stand under their fields (`name`; `policy`; `config` and its settings, `config.lr`),
+ * the others (`project`, ...) above the button.
  */
 
 import { request } from "../common/api.js";
 
 const page = JSON.parse(document.getElementById("reward-models-data").textContent);
 const form = document.getElementById("launch-form");
-const inputs = { name: form.elements.name, config: form.elements.config };
+const inputs = {
+  name: form.elements.name, policy: form.elements.policy, config: form.elements.config,
+};
 const boxes = {
   name: document.getElementById("launch-name-error"),
+  policy: document.getElementById("launch-policy-error"),
   config: document.getElementById("launch-config-error"),
   form: document.getElementById("launch-error"),
 };
@@ -23,7 +26,7 @@ function boxFor(field) {
 }
 
 function showErrors(errors, detail) {
-  const lines = { name: [], config: [], form: [] };
+  const lines = { name: [], policy: [], config: [], form: [] };
   for (const [field, messages] of Object.entries(errors)) {
     const box = boxFor(field);
     // A setting's messages may lack its name ("must be a number"): say which setting.
@@ -51,7 +54,7 @@ async function launch(event) {
   button.disabled = true;
   try {
     const created = await request("POST", `/api/projects/${page.project}/reward-models/`,
-      { name: inputs.name.value.trim(), config });
+      { name: inputs.name.value.trim(), config, policy: Number(inputs.policy.value) || null });
     window.location.assign(`/rewards/${created.id}/`);
   } catch (error) {
     showErrors(error.errors ?? {}, error.message);
