@@ -33,8 +33,12 @@ class TuningRun(Job):
         RewardModel, null=True, blank=True, on_delete=models.PROTECT, related_name="tuning_runs"
     )
     config = models.JSONField(default=dict, help_text="trainer TuneConfig fields.")
-    data_config = models.JSONField(default=dict, blank=True,
-                                   help_text="trainer DataConfig fields.")
+    data_config = models.JSONField(
+        default=dict, blank=True,
+        help_text='trainer DataConfig fields (Synthetic Shapes by default; "data_dir": a COCO '
+                  'folder under the media root), or {"source": "project"}: the project\'s own '
+                  "items.",
+    )
     save_every = models.PositiveIntegerField(
         default=50, help_text="Steps between checkpoints: the most work a dead worker loses."
     )
