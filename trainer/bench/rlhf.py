@@ -43,6 +43,7 @@ from trainer.reward_model.simulate import DEFAULT_NOISE, gold_scores
 from trainer.reward_model.train import train_reward_model
 from trainer.tasks.detection import DetectionTask
 from trainer.train.checkpoint import Checkpoint
+from trainer.train.config import DataConfig
 from trainer.train.data import eval_source, shapes_config
 from trainer.train.evaluate import DECODINGS, best_decoding, evaluate_model
 from trainer.train.loops import pick_device, tune
@@ -105,6 +106,18 @@ def label_gold_agreement(data: PreferenceDataset) -> float:
     return ((data.label > 0.5) == (margin > 0))[counted].float().mean().item()
 
 
+def bench_preferences(
+    policy: nn.Module, task: DetectionTask, data: DataConfig, pairs: int, noise: float,
+    temperature: float,
+) -> PreferenceDataset:
+    """The benchmark's simulated preferences: `pairs` comparisons of the policy's samples at
+    `temperature`, two per scene of the reward model's own stretch of the train split."""
+    scenes = ShapesStream(shapes_config(data), "train", RM_SCENE_OFFSET + SEED * 10**6)
+    source = policy_source(policy, task.codec, temperature=temperature)
+    return make_preference_data(pairs, noise, SEED, source, examples=scenes,
+                                image_size=policy.config.image_size)
+
+
 @torch.no_grad()
 def score_samples(
     model: nn.Module, task: DetectionTask, reward_model: RewardModel, batch: DetectionBatch,
@@ -162,10 +175,7 @@ def run_rlhf_benchmark(
 
     # Preferences on the MLE policy's samples, then the reward model.
     tick = time.perf_counter()
-    scenes = ShapesStream(shapes_config(data), "train", RM_SCENE_OFFSET + SEED * 10**6)
-    source = policy_source(policy, task.codec, temperature=tune_cfg.temperature)
-    preferences = make_preference_data(pairs, noise, SEED, source, examples=scenes,
-                                       image_size=policy.config.image_size)
+    preferences = bench_preferences(policy, task, data, pairs, noise, tune_cfg.temperature)
     rm_data_s = time.perf_counter() - tick
     rm = train_reward_model(rm_cfg, preferences=preferences, device=device, policy=mle)
     rm_figures = {"rm_heldout_acc": _figure(rm.heldout.get("pair_acc")),

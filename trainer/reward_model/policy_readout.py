@@ -87,9 +87,13 @@ class PolicyReadout(nn.Module):
     def image_size(self) -> int:
         return self.network.config.image_size
 
-    def per_box(self, images: Tensor, outputs: BoxOutputs, rows: Tensor) -> Tensor:
-        """(N, K) score of each box slot (0 past the output's boxes); output n is on image
-        `images[rows[n]]`. Boxes past the policy's `max_boxes` are left out."""
+    def box_features(
+        self, images: Tensor, outputs: BoxOutputs, rows: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """What the scores read, for output n on image `images[rows[n]]`: (N, K, d) the decoder
+        state at each box's class token, (N, K, 5) the policy's log-probabilities of the box's
+        coordinate and class tokens (0 past the output's boxes), and (N, K) which slots hold a
+        box. Boxes past the policy's `max_boxes` are left out."""
         net = self.network
         tokens = self.codec.encode(outputs.boxes.float(), outputs.classes, outputs.valid, None)
         inputs = net._inputs(tokens)  # (N, L): BOS, tokens shifted right, placeholders
@@ -112,7 +116,12 @@ class PolicyReadout(nn.Module):
         belief = logp.view(len(x), k, TOKENS_PER_BOX)[..., :CONF_SLOT]  # (N, K, 5)
         belief = torch.where(valid[..., None], belief, 0.0)
         at_class_input = x[:, CONF_SLOT : k * TOKENS_PER_BOX : TOKENS_PER_BOX]  # (N, K, d)
-        score = self.head(at_class_input)[..., 0] + self.belief(belief)[..., 0]
+        return at_class_input, belief, valid
+
+    def per_box(self, images: Tensor, outputs: BoxOutputs, rows: Tensor) -> Tensor:
+        """(N, K) score of each box slot (0 past the output's boxes); see `box_features`."""
+        state, belief, valid = self.box_features(images, outputs, rows)
+        score = self.head(state)[..., 0] + self.belief(belief)[..., 0]
         return torch.where(valid, score, 0.0)
 
     def forward(self, images: Tensor, outputs: BoxOutputs, rows: Tensor) -> Tensor:
