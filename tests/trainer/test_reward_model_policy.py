@@ -13,6 +13,7 @@ from trainer.reward_model.data import PreferenceDataset
 from trainer.reward_model.encoders import BoxOutputs
 from trainer.reward_model.model import RewardModel, load_reward_model, save_reward_model
 from trainer.reward_model.train import train_reward_model
+from trainer.tasks.detection import CONF_SLOT, TOKENS_PER_BOX
 from trainer.train.checkpoint import load_checkpoint
 
 POLICY = RewardModelConfig(readout="policy", num_classes=8, image_size=32, steps=1)
@@ -50,6 +51,26 @@ def test_scores_are_sums_over_boxes_and_prefixes_agree(policy, one_thread):
     alone = model.score(images, out.boxes, out.classes, first)
     assert torch.allclose(alone, per_box[:, 0], atol=1e-5)
     assert model.score(images, out.boxes, out.classes, torch.zeros_like(out.valid)).eq(0).all()
+
+
+def test_it_starts_as_the_policys_own_likelihood_of_the_boxes(policy, one_thread):
+    """belief_init 1 (the default): before training, an output's score is the policy's
+    log-probability of its boxes' coordinate and class tokens; belief_init 0: nothing."""
+    torch.manual_seed(0)
+    images, out = torch.randn(2, 3, 32, 32), _outputs(6, 3)  # 3 outputs per image
+    net, task = policy.build("cpu")
+    tokens = task.codec.encode(out.boxes.float(), out.classes, out.valid, None)
+    with torch.no_grad():
+        logp = net.token_logprobs(net.logits(images, tokens), tokens)  # (6, L)
+    position = torch.arange(logp.shape[1])
+    in_a_box = position < out.valid.sum(1, keepdim=True) * TOKENS_PER_BOX  # valid boxes first
+    expected = torch.where(in_a_box & (position % TOKENS_PER_BOX < CONF_SLOT), logp, 0).sum(1)
+    fresh = RewardModel(POLICY, policy)  # its head's last layer is zero at first
+    with torch.no_grad():
+        assert torch.allclose(fresh.score(images, out.boxes, out.classes, out.valid), expected,
+                              atol=1e-4)
+        blank = RewardModel(replace(POLICY, belief_init=0.0), policy)
+        assert blank.score(images, out.boxes, out.classes, out.valid).eq(0).all()
 
 
 def test_prefix_scores_from_one_pass_equal_scoring_each_prefix(policy, one_thread):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from trainer.train.config import opt
@@ -22,6 +23,10 @@ class RewardModelConfig:
                                 "(policy_readout.py; needs that checkpoint to train)")
     trainable_blocks: int = opt(1, "'policy': the policy's last decoder blocks that learn; "
                                    "the rest of its network stays frozen")
+    belief_init: float = opt(1.0, "'policy': starting weight of the policy's log-probabilities "
+                                  "of a box's tokens in the box's score: 1 starts the reward "
+                                  "model as the policy's own likelihood of the output, 0 as "
+                                  "knowing nothing")
     window: int = opt(12, "'boxes': side of each box's window in cells")
     margin: float = opt(0.5, "'boxes': context around a box, as a share of its side per side")
     width: int = opt(16, "channels of the first stage; each later stage doubles them")
@@ -55,6 +60,8 @@ class RewardModelConfig:
                              f"got {self.readout!r}")
         if self.trainable_blocks < 0:
             raise ValueError(f"trainable_blocks must be 0 or more, got {self.trainable_blocks}")
+        if not math.isfinite(self.belief_init):
+            raise ValueError(f"belief_init must be a finite number, got {self.belief_init}")
         # Each stage after the first halves the side; the 'image' readout starts at stride 4.
         # ('policy' has the policy's own network, checked against the reward model when built.)
         side, name, factor = ((self.window, "window", 2 ** (self.stages - 1))

@@ -92,7 +92,8 @@ class RewardModel(nn.Module):
                 raise ValueError("readout 'policy' starts from a detection policy's checkpoint; "
                                  "none was given")
             self.policy = policy_description(policy)
-            self.policy_readout = PolicyReadout(policy, config.trainable_blocks, classes)
+            self.policy_readout = PolicyReadout(policy, config.trainable_blocks, classes,
+                                                config.belief_init)
             if self.policy_readout.image_size != config.image_size:
                 raise ValueError(f"image_size must be the policy's "
                                  f"({self.policy_readout.image_size}), got {config.image_size}")
