@@ -89,9 +89,14 @@ def join(processes: int, device: torch.device) -> World:
     return World(rank, size, device)
 
 
-def leave() -> None:
-    """Leave the process group (if this process joined one)."""
+def leave(*, synchronise: bool = True) -> None:
+    """Leave the process group (if this process joined one). `synchronise`: first wait until
+    every process gets here, so that none tears its connections down while another still
+    uses them (gloo then aborts the other: "terminate called without an active exception",
+    seen once in the test suite). After an error, leave without waiting for the others."""
     if dist.is_initialized():
+        if synchronise and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -130,9 +130,9 @@ def main(job_path: str) -> None:
         result = tune(*job["args"], log=MetricsLog(folder / METRICS), **job["options"])
     except Exception as error:
         (folder / f"error-{rank}.txt").write_text(f"{type(error).__name__}: {error}")
+        leave(synchronise=False)
         raise
-    finally:
-        leave()
+    leave()
     if rank == 0:
         (folder / RESULT).write_text(json.dumps(
             {"seconds": result.seconds, "step_s": result.step_s, "steps": result.steps}))
