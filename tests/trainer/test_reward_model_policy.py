@@ -54,8 +54,8 @@ def test_scores_are_sums_over_boxes_and_prefixes_agree(policy, one_thread):
 
 
 def test_it_starts_as_the_policys_own_likelihood_of_the_boxes(policy, one_thread):
-    """belief_init 1 (the default): before training, an output's score is the policy's
-    log-probability of its boxes' coordinate and class tokens; belief_init 0: nothing."""
+    """belief_init 1: before training, an output's score is the policy's log-probability of
+    its boxes' coordinate and class tokens; belief_init 0 (the default): nothing."""
     torch.manual_seed(0)
     images, out = torch.randn(2, 3, 32, 32), _outputs(6, 3)  # 3 outputs per image
     net, task = policy.build("cpu")
@@ -65,11 +65,11 @@ def test_it_starts_as_the_policys_own_likelihood_of_the_boxes(policy, one_thread
     position = torch.arange(logp.shape[1])
     in_a_box = position < out.valid.sum(1, keepdim=True) * TOKENS_PER_BOX  # valid boxes first
     expected = torch.where(in_a_box & (position % TOKENS_PER_BOX < CONF_SLOT), logp, 0).sum(1)
-    fresh = RewardModel(POLICY, policy)  # its head's last layer is zero at first
+    fresh = RewardModel(replace(POLICY, belief_init=1.0), policy)  # head: zero at first
     with torch.no_grad():
         assert torch.allclose(fresh.score(images, out.boxes, out.classes, out.valid), expected,
                               atol=1e-4)
-        blank = RewardModel(replace(POLICY, belief_init=0.0), policy)
+        blank = RewardModel(POLICY, policy)
         assert blank.score(images, out.boxes, out.classes, out.valid).eq(0).all()
 
 

@@ -23,10 +23,11 @@ class RewardModelConfig:
                                 "(policy_readout.py; needs that checkpoint to train)")
     trainable_blocks: int = opt(1, "'policy': the policy's last decoder blocks that learn; "
                                    "the rest of its network stays frozen")
-    belief_init: float = opt(1.0, "'policy': starting weight of the policy's log-probabilities "
-                                  "of a box's tokens in the box's score: 1 starts the reward "
-                                  "model as the policy's own likelihood of the output, 0 as "
-                                  "knowing nothing")
+    belief_init: float = opt(0.0, "'policy': starting weight of the policy's log-probabilities "
+                                  "of a box's tokens in the box's score: 0 starts the reward "
+                                  "model knowing nothing; 1 as the policy's own likelihood of "
+                                  "the output, a better judge of pairs at the start but, as a "
+                                  "tuning reward, one that favours fewer boxes")
     window: int = opt(12, "'boxes': side of each box's window in cells")
     margin: float = opt(0.5, "'boxes': context around a box, as a share of its side per side")
     width: int = opt(16, "channels of the first stage; each later stage doubles them")
