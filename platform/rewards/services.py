@@ -59,14 +59,12 @@ def reward_model_check(
         RewardModelConfig, config or {}, prefix="config",
         fixed={"task": project.task, "num_classes": len(project.categories)},
     )
-    if checked.readout == "policy":
-        if policy is None:
-            raise ApplicationError(
-                "readout 'policy' starts from a detection model: name the model version.",
-                field="policy",
-            )
-        check_detection_checkpoint(project, policy, "policy")
-    elif policy is not None:
+    if checked.readout == "policy" and policy is None:
+        raise ApplicationError(
+            "readout 'policy' starts from a detection model: name the model version.",
+            field="policy",
+        )
+    if checked.readout != "policy" and policy is not None:
         raise ApplicationError(
             f"Only readout 'policy' starts from a model version; readout "
             f"{checked.readout!r} learns from scratch.", field="policy",
@@ -80,6 +78,8 @@ def reward_model_check(
     name = name or f"reward model {RewardModel.objects.filter(project=project).count() + 1}"
     if RewardModel.objects.filter(project=project, name=name).exists():
         raise ApplicationError(f"A reward model named {name!r} exists.", field="name")
+    if policy is not None:  # last: it reads the checkpoint file
+        check_detection_checkpoint(project, policy, "policy")
     return checked, counts, name
 
 

@@ -54,7 +54,7 @@ def train_project_reward_model(reward_model_id: int, *, worker: str,
             trained = train_reward_model(
                 config, preferences=feedback.preferences, rankings=feedback.rankings,
                 ratings=feedback.ratings, device=pick_device(),
-                policy=starting_policy(reward_model),
+                policy=starting_policy(reward_model, config),
             )
         metrics = {**trained.heldout, **trained.sizes, "seconds": round(trained.seconds, 2),
                    "history": evaluation_history(trained.history)}
@@ -70,9 +70,9 @@ def train_project_reward_model(reward_model_id: int, *, worker: str,
                           error=f"{type(error).__name__}: {error}\n\n{detail}")
 
 
-def starting_policy(reward_model: RewardModel) -> Checkpoint | None:
+def starting_policy(reward_model: RewardModel, config: RewardModelConfig) -> Checkpoint | None:
     """The checkpoint readout 'policy' starts from; None for the other readouts."""
-    if reward_model.config.get("readout") != "policy":
+    if config.readout != "policy":
         return None
     if reward_model.policy is None or not reward_model.policy.checkpoint:
         raise ValueError("readout 'policy' needs the model version it starts from, which is "

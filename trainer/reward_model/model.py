@@ -37,7 +37,7 @@ from trainer.reward_model.policy_readout import (
     policy_description,
     policy_from_description,
 )
-from trainer.tasks.detection import prefix_masks
+from trainer.tasks.detection import prefix_rows
 from trainer.train.checkpoint import Checkpoint, CheckpointError, read_payload, write_payload
 from trainer.train.config import from_dict, to_dict
 
@@ -192,9 +192,8 @@ class RewardModel(nn.Module):
         the other readouts score every prefix."""
         k = pred_valid.shape[1]
         if self.config.readout != "policy":
-            prefixes = prefix_masks(pred_valid).flatten(0, 1)  # (B * (K+1), K)
-            return self.score(images, pred_boxes.repeat_interleave(k + 1, 0),
-                              pred_classes.repeat_interleave(k + 1, 0), prefixes).view(-1, k + 1)
+            return self.score(images, *prefix_rows(pred_boxes, pred_classes, pred_valid)
+                              ).view(-1, k + 1)
         outputs = BoxOutputs(pred_boxes, pred_classes, pred_valid)
         per_box = self._in_chunks(self.policy_readout.per_box, self._images(images), outputs)
         # per_box[:, s] scores the s-th valid box; prefix j holds the valid boxes among 0..j-1.

@@ -151,16 +151,20 @@ class DetectionCodec:
         return class_prob, confidence
 
 
-def prefix_masks(valid: Tensor) -> Tensor:
-    """(N, K) valid boxes -> (N, K+1, K): prefix j keeps the valid boxes among 0..j-1."""
+def prefix_rows(boxes: Tensor, classes: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Every prefix of every output as a row of its own, to score in one batched call: boxes,
+    classes and valid masks of N * (K+1) rows, output-major; row n * (K+1) + j keeps output
+    n's valid boxes among 0..j-1."""
     k = valid.shape[1]
     positions = torch.arange(k + 1, device=valid.device)
-    return valid[:, None, :] & (positions[None, :k] < positions[:, None])
+    masks = valid[:, None, :] & (positions[None, :k] < positions[:, None])  # (N, K+1, K)
+    return (boxes.repeat_interleave(k + 1, 0), classes.repeat_interleave(k + 1, 0),
+            masks.flatten(0, 1))
 
 
 def credit_from_prefixes(reward: Tensor, before: Tensor, length: int) -> Tensor:
     """(N, length) each token's reward-to-go: the sample's reward (N,) minus `before` (N, K+1),
-    the reward of the boxes before the token's box alone (`prefix_masks`; column K for EOS and
+    the reward of the boxes before the token's box alone (`prefix_rows`; column K for EOS and
     after)."""
     k = before.shape[1] - 1
     to_go = reward[:, None] - before  # (N, K+1): gained from box j on
@@ -197,10 +201,8 @@ class DetectionTask:
         before the token's box would get alone (so 0 for EOS and after)."""
         decoded = scored.decoded
         k = decoded.valid.shape[1]
-        # Every prefix of every sample, (N * (K+1)) rows, scored in one batched call.
         before = self._reward(
-            decoded.boxes.repeat_interleave(k + 1, 0), decoded.classes.repeat_interleave(k + 1, 0),
-            prefix_masks(decoded.valid).flatten(0, 1), batch, n * (k + 1),
+            *prefix_rows(decoded.boxes, decoded.classes, decoded.valid), batch, n * (k + 1),
         ).reward.view(-1, k + 1)
         return credit_from_prefixes(scored.reward, before, tokens.shape[1])
 
