@@ -73,3 +73,14 @@ def test_tune_moves_the_weights_and_eval_reports_coco_metrics(runs) -> None:
     # Filling forbids EOS until max_boxes boxes: every image gets exactly max_boxes.
     assert report["class_fill"]["boxes_per_image"] == TINY_TASK.max_boxes
     assert isinstance(json.loads((runs / "res.json").read_text()), list)
+
+
+def test_fill_tunes_the_policy_that_writes_every_box(runs) -> None:
+    """`fill` samples every sequence with max_boxes boxes during tuning (the metrics log
+    says so) and is refused for a task whose sequence holds one output."""
+    log = MetricsLog(runs / "fill.jsonl")
+    config = TuneConfig(steps=2, batch_size=2, samples=3, warmup=1, log_every=1, fill=True)
+    tune(load_checkpoint(runs / "mle.pt"), TINY_DATA, config, checkpoint_path=runs / "fill.pt",
+         log=log, progress=False)
+    lines = [json.loads(line) for line in (runs / "fill.jsonl").read_text().splitlines()]
+    assert [line["boxes_per_sample"] for line in lines] == [TINY_TASK.max_boxes] * 2

@@ -79,6 +79,22 @@ def test_min_length_forbids_early_eos(model_and_codec) -> None:
     assert codec.decode(tokens).valid.all()
 
 
+def test_filled_samples_are_scored_by_the_same_distribution(model_and_codec) -> None:
+    """With EOS forbidden until the sequence is full, `log_prob` with the same `min_length`
+    gives the sampled sequences the log-probability the sampler drew them with (EOS's share
+    spread over the other tokens), which the unconstrained policy does not."""
+    model, codec = model_and_codec
+    x = images()
+    tokens, logprobs = model.sample(x, 4, temperature=0.7, min_length=codec.length,
+                                    generator=torch.Generator().manual_seed(2))
+    assert codec.decode(tokens).valid.all() and (tokens[:, -1] == EOS).all()
+    with torch.no_grad():
+        filled = model.log_prob(x, tokens, temperature=0.7, min_length=codec.length)
+        free = model.log_prob(x, tokens, temperature=0.7)
+    assert torch.allclose(logprobs, filled, atol=1e-4)
+    assert (free < filled - 1e-5).all()
+
+
 def test_log_prob_has_gradients(model_and_codec) -> None:
     model, _ = model_and_codec
     x = images(2)

@@ -89,3 +89,10 @@ def test_shapes_tasks_refuse_a_data_folder(checkpoints, tiny_coco_dir, tmp_path,
                  str(tiny_coco_dir), "--out", str(tmp_path / "x.json")])
     err = capsys.readouterr().err
     assert code == 2 and "Synthetic Shapes" in err
+
+
+def test_fill_tuning_is_refused_for_one_output_tasks(checkpoints, tmp_path, capsys):
+    code = main(["tune", "--checkpoint", checkpoints["captioning"], "--quiet",
+                 "--save", str(tmp_path / "t.pt"), "--config", "steps=1", "fill=true"])
+    err = capsys.readouterr().err
+    assert code == 2 and "fill=true" in err and not (tmp_path / "t.pt").exists()

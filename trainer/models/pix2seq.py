@@ -215,12 +215,27 @@ class Pix2SeqModel(nn.Module):
 
     # --- the verbs ---
 
-    def logits(self, images: Tensor, tokens: Tensor) -> Tensor:
+    def logits(self, images: Tensor, tokens: Tensor, min_length: int = 0) -> Tensor:
         """(B*n, T, V) grammar-masked next-token logits under teacher forcing; tokens are the
         n sequences of each image, image-major (rows i*n .. i*n+n-1 belong to image i), and
-        may be cut to the first T <= L positions (see `trim`)."""
+        may be cut to the first T <= L positions (see `trim`). `min_length` forbids EOS before
+        that position, as `sample` does."""
         n = tokens.shape[0] // images.shape[0]
-        return self._decode(self._inputs(tokens), self._memory_kv(self.encode(images), n))
+        logits = self._decode(self._inputs(tokens), self._memory_kv(self.encode(images), n))
+        return self._forbid_early_eos(logits, min_length)
+
+    def _eos_allowed_from(self, min_length: int) -> int:
+        """First position where EOS may come under `min_length` (the last one always may)."""
+        return min(min_length, self.spec.length - 1)
+
+    def _forbid_early_eos(self, logits: Tensor, min_length: int) -> Tensor:
+        """(N, T, V) logits with EOS at -inf where `min_length` forbids it."""
+        until = min(self._eos_allowed_from(min_length), logits.shape[1])
+        if until <= 0:
+            return logits
+        early = torch.zeros(logits.shape[1:], dtype=torch.bool, device=logits.device)
+        early[:until, self.spec.eos] = True
+        return logits.masked_fill(early, -math.inf)
 
     def trim(self, tokens: Tensor) -> Tensor:
         """Tokens cut after the last EOS of the batch: the positions after it are padding
@@ -240,9 +255,11 @@ class Pix2SeqModel(nn.Module):
         eos_before = (tokens == self.spec.eos).cumsum(dim=1) - (tokens == self.spec.eos).long()
         return (eos_before == 0) & ~self.deterministic[: tokens.shape[1]]
 
-    def log_prob(self, images: Tensor, tokens: Tensor, temperature: float = 1.0) -> Tensor:
-        """(B*n,) log p(tokens | image) under the policy at `temperature`."""
-        logits = self.logits(images, tokens)
+    def log_prob(self, images: Tensor, tokens: Tensor, temperature: float = 1.0,
+                 min_length: int = 0) -> Tensor:
+        """(B*n,) log p(tokens | image) under the policy at `temperature` (EOS forbidden
+        before `min_length`, as `sample`)."""
+        logits = self.logits(images, tokens, min_length)
         return self.token_logprobs(logits, tokens, temperature).sum(dim=1)
 
     @torch.no_grad()
@@ -284,7 +301,7 @@ class Pix2SeqModel(nn.Module):
                 prefix = self._inputs(tokens)[:, : pos + 1]
                 logits = self._decode(prefix, memory_kv)[:, pos]
             logits = logits / temp
-            if pos < min(min_length, spec.length - 1):
+            if pos < self._eos_allowed_from(min_length):
                 logits[:, spec.eos] = -math.inf
             if self.deterministic[pos] or temperature == 0:
                 token = logits.argmax(dim=-1)

@@ -90,6 +90,9 @@ class TuneConfig:
                                   "apart from the policy)")
     warmup: int = opt(20, "warmup steps")
     temperature: float = opt(1.0, "sampling temperature during tuning")
+    fill: bool = opt(False, "sample with EOS forbidden until the sequence is full (Pix2seq's "
+                            "delayed EOS): the policy tuned is the 'fill' decoding, whose "
+                            "extra outputs the reward and the confidence token sort out")
     kl_coef: float = opt(0.0, "KL penalty to the pretrained policy (paper: none)")
     grad_clip: float = opt(1.0, "max gradient norm")
     seed: int = opt(1, "seed of the scene stream and the sampling")

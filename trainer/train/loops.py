@@ -173,6 +173,9 @@ def tune(
     stream = TrainStream(data, "train", seed=config.seed, start=position)
     if reward_model is not None and pretrained.task_name != "detection":
         raise ValueError(f"the learned reward scores detections, not {pretrained.task_name}")
+    if config.fill and pretrained.task_name != "detection":
+        raise ValueError(f"fill=true fills a sequence with detection boxes; a "
+                         f"{pretrained.task_name} model writes one output per sequence")
     model, task = pretrained.build(device)
     if task_entry(pretrained.task_name).shapes_only:
         stream.batches_with(task.collate)

@@ -46,11 +46,15 @@ def reinforce_step(
     The model needs `sample`, `trim`, `logits` and `token_logprobs` (and `log_prob` for the
     KL term); the task `reward(tokens, batch, n)`, whose result has `reward`, `select(rows)` and
     `metrics()`, `aux_loss(logits, scored)` and, for `credit="reward_to_go"`,
-    `rewards_to_go(tokens, batch, n, scored) -> (B*n, L)`.
+    `rewards_to_go(tokens, batch, n, scored) -> (B*n, L)`; for `fill`, a `min_length`
+    argument to `sample`, `logits` and `log_prob` and a `spec` (Pix2seq).
     """
     images, b, n = batch.images, batch.images.shape[0], config.samples
+    # With `fill`, the policy is the model with EOS forbidden until the sequence is full.
+    fill = {"min_length": model.spec.length} if config.fill else {}
     # 1. Sample N outputs per image from the current policy.
-    tokens, _ = model.sample(images, n, temperature=config.temperature, generator=generator)
+    tokens, _ = model.sample(images, n, temperature=config.temperature, generator=generator,
+                             **fill)
     length = tokens.shape[1]
     # 2. Score them with the task reward; each token's return: the sample's reward, or with
     # `reward_to_go` the part of it gained from the token's output unit (box) on.
@@ -61,7 +65,7 @@ def reinforce_step(
         returns = scored.reward[:, None].expand(-1, length)  # (B*n, L)
     if reference is not None and config.kl_coef > 0:
         with torch.no_grad():
-            kl = model.log_prob(images, tokens) - reference.log_prob(images, tokens)
+            kl = model.log_prob(images, tokens, **fill) - reference.log_prob(images, tokens, **fill)
         returns = returns - config.kl_coef * kl[:, None]
     returns = returns.reshape(b, n, length)
     # 3. Baseline; the paper's recipe keeps sample 0 of each image (samples are i.i.d.).
@@ -73,7 +77,7 @@ def reinforce_step(
     # 4. Loss: -(r - b) log p(y|x) summed over each sample's tokens, plus the task's
     # supervised auxiliary loss (confidence).
     kept = model.trim(tokens[keep])
-    logits = model.logits(images, kept)
+    logits = model.logits(images, kept, **fill)
     token_logp = model.token_logprobs(logits, kept, config.temperature)  # (K, T), T <= L
     pg_loss = -(advantage[:, : kept.shape[1]] * token_logp).sum(dim=1).mean()
     aux_loss = task.aux_loss(logits, scored.select(keep))
