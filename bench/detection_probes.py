@@ -4,6 +4,7 @@
     .venv/bin/python bench/detection_probes.py oracle CHECKPOINT      # mAP if scores were true IoU
     .venv/bin/python bench/detection_probes.py fixed-batch CHECKPOINT [--lr 1e-4] [--steps 200]
     .venv/bin/python bench/detection_probes.py confidence CHECKPOINT [--lr 1e-3] [--steps 600]
+    .venv/bin/python bench/detection_probes.py hedge CHECKPOINT       # greedy boxes, top-k classes
 
 `errors` sorts each held-out ground-truth box by what the greedy decode did with it (a same-class
 box at IoU >= 0.75, at 0.5-0.75, a box of another class at IoU >= 0.5, a box at IoU 0.1-0.5,
@@ -11,7 +12,10 @@ nothing). `oracle` re-scores the greedy boxes with their true IoU to a same-clas
 box: the most that better box scores alone could give. `fixed-batch` runs REINFORCE on one
 batch of 8 train scenes: the estimator works if the reward on those scenes rises. `confidence`
 trains only the confidence token (its loss, on the policy's own samples, bench tuning settings)
-and evaluates. All use the benchmark's data and tuning settings (`trainer/bench/detection.py`).
+and evaluates. `hedge` keeps each greedy box's place but writes it once per class among its k
+likeliest (k = 1, 2, 3), each scored by that class's probability: what naming a second class
+for an unsure box would give the metric. All use the benchmark's data and tuning settings
+(`trainer/bench/detection.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.bench.detection import DATA, TUNE
+from trainer.data.coco import detections_to_coco_results
 from trainer.eval.detection_metrics import coco_detection_metrics
 from trainer.train.checkpoint import load_checkpoint
 from trainer.train.data import TrainStream, eval_source
@@ -119,9 +124,29 @@ def confidence_only(checkpoint: Path, lr: float, steps: int) -> dict:
     return evaluate_model(model, task, eval_source(DATA))[0]
 
 
+def hedge(checkpoint: Path) -> dict:
+    model, task = load_checkpoint(checkpoint).build("cpu")
+    source = eval_source(DATA)
+    detections = predict_source(model, task, source, fill=False)
+    out = {}
+    for k in (1, 2, 3, 5, 8):
+        top = [d.class_probs.topk(k, dim=-1) for d in detections]
+        results = detections_to_coco_results(
+            [e.image_id for e in source.examples],
+            [d.boxes.repeat_interleave(k, 0) for d in detections],
+            [t.values.flatten() for t in top],
+            [t.indices.flatten() for t in top],
+            [e.image.shape[:2] for e in source.examples],
+            source.category_ids,
+        )
+        m = coco_detection_metrics(source.gt, results)
+        out[f"top{k}"] = {key: round(m[key], 2) for key in ("map", "ap50", "ar100")}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("probe", choices=["errors", "oracle", "fixed-batch", "confidence"])
+    parser.add_argument("probe", choices=["errors", "oracle", "fixed-batch", "confidence", "hedge"])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--steps", type=int)
@@ -133,6 +158,8 @@ def main() -> None:
         out = oracle(args.checkpoint)
     elif args.probe == "fixed-batch":
         out = fixed_batch(args.checkpoint, args.lr or 1e-4, args.steps or 200)
+    elif args.probe == "hedge":
+        out = hedge(args.checkpoint)
     else:
         out = confidence_only(args.checkpoint, args.lr or 1e-3, args.steps or 600)
     print(json.dumps(out))

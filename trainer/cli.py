@@ -274,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, True)
     p.add_argument("--out", help="write the detections as a COCO results JSON")
     p.add_argument("--decoding", default="all", choices=["all", "class", "confidence",
-                                                         "class_fill", "confidence_fill"],
+                                                         "class_fill", "confidence_fill",
+                                                         "every_class"],
                    help="how boxes are decoded and scored (default: report all)")
     p.set_defaults(fn=cmd_eval)
     p = commands.add_parser("sample", help="sample outputs: detections or captions as COCO "

@@ -48,7 +48,7 @@ from tuning.services import (
 
 logger = logging.getLogger(__name__)
 
-EVAL_DECODINGS = ("class", "confidence")
+EVAL_DECODINGS = ("class", "confidence", "every_class")
 
 
 def run_checkpoint_name(run_id: int) -> str:

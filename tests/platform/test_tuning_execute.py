@@ -57,7 +57,7 @@ def test_a_run_trains_to_a_new_model_version(shapes):
     assert (run.step, run.total_steps, run.attempts) == (4, 4, 1)
     version = run.result_version
     assert version.parent == run.start_version
-    assert set(version.metrics["eval"]) == {"class", "confidence"}
+    assert set(version.metrics["eval"]) == {"class", "confidence", "every_class"}
     assert len(run.samples) == 4
     for sample in run.samples:
         assert {"before", "after"} <= set(sample) and "objects" in sample["after"]

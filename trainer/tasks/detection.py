@@ -140,15 +140,15 @@ class DetectionCodec:
         at_conf = logits[:, CONF_SLOT : self.max_boxes * TOKENS_PER_BOX : TOKENS_PER_BOX]
         return torch.log_softmax(at_conf[..., self.conf_offset :], dim=-1)
 
-    def box_scores(self, logits: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
-        """Two scores per box from teacher-forced logits (N, L, V): the probability of its class
-        token (Pix2seq's score) and the expected value of its confidence token."""
+    def box_scores(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Scores of each box from teacher-forced logits (N, L, V): the distribution of its
+        class token (N, K, C), whose entry for the box's class is Pix2seq's score, and the
+        expected value of its confidence token (N, K)."""
         at_class = logits[:, CLASS_SLOT : self.max_boxes * TOKENS_PER_BOX : TOKENS_PER_BOX]
-        class_tokens = tokens[:, CLASS_SLOT : self.max_boxes * TOKENS_PER_BOX : TOKENS_PER_BOX]
-        class_prob = torch.softmax(at_class, -1).gather(-1, class_tokens[..., None])[..., 0]
+        class_probs = torch.softmax(at_class[..., self.class_offset : self.conf_offset], -1)
         centres = torch.linspace(0, 1, self.config.conf_bins, device=logits.device)
         confidence = self.conf_logprobs(logits).exp() @ centres
-        return class_prob, confidence
+        return class_probs, confidence
 
 
 def prefix_rows(boxes: Tensor, classes: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -241,6 +241,7 @@ class Detections:
     classes: Tensor  # (K,)
     class_prob: Tensor  # (K,) probability of the class token (Pix2seq's score)
     confidence: Tensor  # (K,) expected value of the confidence token (predicted IoU)
+    class_probs: Tensor  # (K, C) the class token's distribution: a score for every class
 
 
 @torch.no_grad()
@@ -252,10 +253,11 @@ def predict(
     score its boxes both ways from one teacher-forced pass."""
     tokens, _ = model.sample(images, 1, temperature=temperature, generator=generator,
                              min_length=min_boxes * TOKENS_PER_BOX)
-    class_prob, confidence = codec.box_scores(model.logits(images, tokens), tokens)
+    class_probs, confidence = codec.box_scores(model.logits(images, tokens))
     decoded = codec.decode(tokens)
+    class_prob = class_probs.gather(-1, decoded.classes[..., None])[..., 0]
     return [
         Detections(decoded.boxes[i][v].cpu(), decoded.classes[i][v].cpu(),
-                   class_prob[i][v].cpu(), confidence[i][v].cpu())
+                   class_prob[i][v].cpu(), confidence[i][v].cpu(), class_probs[i][v].cpu())
         for i, v in enumerate(decoded.valid)
     ]

@@ -3,7 +3,10 @@
 A model is scored under several decoding settings (`DECODINGS`), so each model is measured at
 its best: greedy decoding, or greedy with EOS forbidden until `max_boxes` boxes ("fill": more
 recall, the extra boxes ranked low by their scores); boxes scored by the class token's
-probability (Pix2seq) or by the confidence token (the predicted IoU the tuned model learns).
+probability (Pix2seq) or by the confidence token (the predicted IoU the tuned model learns);
+or "every_class": each greedy box reported once per class, scored by that class's probability,
+as dense detectors report boxes (a box whose class the model is unsure of also counts, ranked
+low, for its second-likeliest class).
 Captioning and colorization checkpoints are scored by their task's own evaluation on the
 held-out Synthetic Shapes scenes (`evaluate_checkpoint` dispatches on the checkpoint's task).
 """
@@ -34,6 +37,7 @@ DECODINGS: dict[str, tuple[bool, str]] = {
     "confidence": (False, "confidence"),
     "class_fill": (True, "class"),
     "confidence_fill": (True, "confidence"),
+    "every_class": (False, "every_class"),
 }
 
 
@@ -56,14 +60,30 @@ def predict_source(
 
 def to_coco_results(source: DetectionSource, detections: Sequence[Detections],
                     score: str) -> list[dict]:
-    """COCO results (pixels of the original images, COCO category ids)."""
+    """COCO results (pixels of the original images, COCO category ids). `score`: "class",
+    "confidence", or "every_class": each box once per class, scored by that class's
+    probability (as dense detectors report boxes)."""
+    if score == "every_class":
+        detections = [_every_class(d) for d in detections]
     return detections_to_coco_results(
         [e.image_id for e in source.examples],
         [d.boxes for d in detections],
-        [d.class_prob if score == "class" else d.confidence for d in detections],
+        [d.confidence if score == "confidence" else d.class_prob for d in detections],
         [d.classes for d in detections],
         [e.image.shape[:2] for e in source.examples],
         source.category_ids,
+    )
+
+
+def _every_class(detections: Detections) -> Detections:
+    """Each box repeated once per class (box-major), with that class's probability."""
+    k, c = detections.class_probs.shape
+    return Detections(
+        boxes=detections.boxes.repeat_interleave(c, 0),
+        classes=torch.arange(c).repeat(k),
+        class_prob=detections.class_probs.flatten(),
+        confidence=detections.confidence.repeat_interleave(c, 0),
+        class_probs=detections.class_probs.repeat_interleave(c, 0),
     )
 
 
