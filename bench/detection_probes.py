@@ -13,9 +13,9 @@ box: the most that better box scores alone could give. `fixed-batch` runs REINFO
 batch of 8 train scenes: the estimator works if the reward on those scenes rises. `confidence`
 trains only the confidence token (its loss, on the policy's own samples, bench tuning settings)
 and evaluates. `hedge` keeps each greedy box's place but writes it once per class among its k
-likeliest (k = 1, 2, 3), each scored by that class's probability: what naming a second class
-for an unsure box would give the metric. All use the benchmark's data and tuning settings
-(`trainer/bench/detection.py`).
+likeliest (k = 1, 2, 3, 5, 8), each scored by that class's probability: what naming a second
+class for an unsure box gives the metric (k = 8: the `every_class` decoding). All use the
+benchmark's data and tuning settings (`trainer/bench/detection.py`).
 """
 
 from __future__ import annotations
