@@ -32,11 +32,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.bench.detection import DATA, TUNE
-from trainer.data.coco import detections_to_coco_results
 from trainer.eval.detection_metrics import coco_detection_metrics
 from trainer.train.checkpoint import load_checkpoint
 from trainer.train.data import TrainStream, eval_source
-from trainer.train.evaluate import evaluate_model, predict_source, to_coco_results
+from trainer.train.evaluate import (
+    evaluate_model,
+    predict_source,
+    to_coco_results,
+    with_classes,
+)
 from trainer.train.mle import make_optimizer
 from trainer.train.reinforce import reinforce_step
 
@@ -130,16 +134,8 @@ def hedge(checkpoint: Path) -> dict:
     detections = predict_source(model, task, source, fill=False)
     out = {}
     for k in (1, 2, 3, 5, 8):
-        top = [d.class_probs.topk(k, dim=-1) for d in detections]
-        results = detections_to_coco_results(
-            [e.image_id for e in source.examples],
-            [d.boxes.repeat_interleave(k, 0) for d in detections],
-            [t.values.flatten() for t in top],
-            [t.indices.flatten() for t in top],
-            [e.image.shape[:2] for e in source.examples],
-            source.category_ids,
-        )
-        m = coco_detection_metrics(source.gt, results)
+        hedged = [with_classes(d, d.class_probs.topk(k, dim=-1).indices) for d in detections]
+        m = coco_detection_metrics(source.gt, to_coco_results(source, hedged, "class"))
         out[f"top{k}"] = {key: round(m[key], 2) for key in ("map", "ap50", "ar100")}
     return out
 

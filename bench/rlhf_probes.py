@@ -27,9 +27,8 @@ from trainer.bench.rlhf import DEFAULT_PAIRS, bench_preferences, label_gold_agre
 from trainer.reward_model.encoders import BoxOutputs
 from trainer.reward_model.policy_readout import PolicyReadout
 from trainer.reward_model.simulate import DEFAULT_NOISE, DEFAULT_TIE_EPS
+from trainer.tasks.detection import CLASS_SLOT
 from trainer.train.checkpoint import load_checkpoint
-
-CLASS_TOKEN = 4  # of a box's [ymin, xmin, ymax, xmax, class] log-probabilities
 
 
 @torch.no_grad()
@@ -55,7 +54,7 @@ def likelihood(checkpoint: Path, pairs: int, noise: float) -> dict:
         "sum_logp": (belief_a.sum((1, 2)), belief_b.sum((1, 2))),
         "mean_box_logp": (belief_a.sum((1, 2)) / valid_a.sum(1).clamp(min=1),
                           belief_b.sum((1, 2)) / valid_b.sum(1).clamp(min=1)),
-        "class_logp": (belief_a[..., CLASS_TOKEN].sum(1), belief_b[..., CLASS_TOKEN].sum(1)),
+        "class_logp": (belief_a[..., CLASS_SLOT].sum(1), belief_b[..., CLASS_SLOT].sum(1)),
     }
     figures = {"pairs": pairs, "decided": int(decided.sum()),
                "label_gold_agreement": round(label_gold_agreement(prefs), 4)}

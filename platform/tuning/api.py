@@ -100,9 +100,9 @@ class ProjectTuningRunsApi(APIView):
         run = tuning_run_launch(
             project=project,
             start_version=in_project(ModelVersion, params["start_version"], project.pk,
-                                      "start_version"),
+                                     "start_version"),
             reward_model=in_project(RewardModel, params.get("reward_model"), project.pk,
-                                     "reward_model"),
+                                    "reward_model"),
             reward=params["reward"], config=params["config"], data=params["data"],
             save_every=params["save_every"], created_by=request.user,
         )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from trainer.data.coco import detections_to_coco_results, write_coco_results
@@ -64,7 +65,7 @@ def to_coco_results(source: DetectionSource, detections: Sequence[Detections],
     "confidence", or "every_class": each box once per class, scored by that class's
     probability (as dense detectors report boxes)."""
     if score == "every_class":
-        detections = [_every_class(d) for d in detections]
+        detections = [with_classes(d, _all_classes(d)) for d in detections]
     return detections_to_coco_results(
         [e.image_id for e in source.examples],
         [d.boxes for d in detections],
@@ -75,15 +76,21 @@ def to_coco_results(source: DetectionSource, detections: Sequence[Detections],
     )
 
 
-def _every_class(detections: Detections) -> Detections:
-    """Each box repeated once per class (box-major), with that class's probability."""
-    k, c = detections.class_probs.shape
+def _all_classes(detections: Detections) -> Tensor:
+    """(K, C) every class index, for each box."""
+    return torch.arange(detections.class_probs.shape[1]).expand_as(detections.class_probs)
+
+
+def with_classes(detections: Detections, classes: Tensor) -> Detections:
+    """Each box once per class of its row of `classes` (K, k) (box-major), scored by that
+    class's probability."""
+    k = classes.shape[1]
     return Detections(
-        boxes=detections.boxes.repeat_interleave(c, 0),
-        classes=torch.arange(c).repeat(k),
-        class_prob=detections.class_probs.flatten(),
-        confidence=detections.confidence.repeat_interleave(c, 0),
-        class_probs=detections.class_probs.repeat_interleave(c, 0),
+        boxes=detections.boxes.repeat_interleave(k, 0),
+        classes=classes.flatten(),
+        class_prob=detections.class_probs.gather(1, classes).flatten(),
+        confidence=detections.confidence.repeat_interleave(k, 0),
+        class_probs=detections.class_probs.repeat_interleave(k, 0),
     )
 
 
