@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trainer.train.config import (
+from trainer.configs import (
     DataConfig,
     PretrainConfig,
     TuneConfig,

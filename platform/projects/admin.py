@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from projects.models import Candidate, Item, Membership, ModelVersion, Project
+from projects.services import model_version_checkpoint_changed
 
 
 class MembershipInline(admin.TabularInline):
@@ -51,9 +52,17 @@ class ItemAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "project", "parent", "created_at"]
+    list_display = ["name", "project", "parent", "task", "checkpoint_state", "created_at"]
     list_filter = ["project"]
     search_fields = ["name", "description"]
+    # A worker reads an uploaded checkpoint and writes these (no request opens the file).
+    readonly_fields = ["task", "class_names", "checkpoint_format", "parameters",
+                       "checkpoint_error", "checkpoint_state"]
+
+    def save_model(self, request, obj: ModelVersion, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if "checkpoint" in form.changed_data:
+            model_version_checkpoint_changed(version=obj)
 
 
 @admin.register(Candidate)

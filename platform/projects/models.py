@@ -108,8 +108,21 @@ def checkpoint_path(version: "ModelVersion", filename: str) -> str:
     return f"projects/{version.project_id}/checkpoints/{filename}"
 
 
+class CheckpointState(models.TextChoices):
+    """Whether a version's checkpoint can be trained or decoded (derived from its columns)."""
+
+    NONE = "none", "No checkpoint"
+    PENDING = "pending", "Not read by a worker yet"
+    READY = "ready", "Ready"
+    INVALID = "invalid", "Unusable"
+
+
 class ModelVersion(models.Model):
-    """Where candidates came from: an imported model's outputs or a Tunelab checkpoint."""
+    """Where candidates came from: an imported model's outputs or a Tunelab checkpoint.
+
+    A checkpoint is described in columns when the version gets it (a worker reads the file
+    once: `training.checkpoints`), so launch checks read rows and no request opens the file.
+    """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     name = models.CharField(max_length=200)
@@ -118,6 +131,16 @@ class ModelVersion(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
     checkpoint = models.FileField(upload_to=checkpoint_path, blank=True)
+    task = models.CharField(max_length=20, choices=VisionTask.choices, blank=True,
+                            help_text="The task of the checkpoint's model (read by a worker).")
+    class_names = models.JSONField(default=list, blank=True,
+                                   help_text="The classes the checkpoint's model names.")
+    checkpoint_format = models.CharField(max_length=64, blank=True,
+                                         help_text="The checkpoint file's format and version.")
+    parameters = models.PositiveBigIntegerField(null=True, blank=True,
+                                                help_text="The model's parameter count.")
+    checkpoint_error = models.TextField(blank=True,
+                                        help_text="Why a worker could not use the checkpoint.")
     metrics = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -129,6 +152,14 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def checkpoint_state(self) -> str:
+        if not self.checkpoint:
+            return CheckpointState.NONE
+        if self.checkpoint_error:
+            return CheckpointState.INVALID
+        return CheckpointState.READY if self.checkpoint_format else CheckpointState.PENDING
 
 
 class Candidate(models.Model):

@@ -13,6 +13,7 @@ from django.db import transaction
 from PIL import Image
 
 from common.errors import ApplicationError
+from common.jobs import job_enqueue
 from projects.models import (
     Candidate,
     Item,
@@ -126,3 +127,28 @@ def candidate_create(
     return Candidate.objects.create(
         item=item, model_version=model_version, output=output, sample_index=sample_index
     )
+
+
+DESCRIBE_TASK = "projects.describe_checkpoint"
+DESCRIPTION_FIELDS = ("task", "class_names", "checkpoint_format", "parameters")
+
+
+def model_version_describe(*, version: ModelVersion, description: dict | None, error: str
+                           ) -> None:
+    """Write what a worker read of the version's checkpoint: its description's columns
+    (`DESCRIPTION_FIELDS`), or none and why the file cannot be used."""
+    values = description or {"task": "", "class_names": [], "checkpoint_format": "",
+                             "parameters": None}
+    for name in DESCRIPTION_FIELDS:
+        setattr(version, name, values[name])
+    version.checkpoint_error = error
+    version.save(update_fields=[*DESCRIPTION_FIELDS, "checkpoint_error"])
+
+
+@transaction.atomic
+def model_version_checkpoint_changed(*, version: ModelVersion) -> None:
+    """The version has a new checkpoint file (an upload): forget the old description and have
+    a worker read the file once the transaction commits."""
+    model_version_describe(version=version, description=None, error="")
+    if version.checkpoint:
+        job_enqueue(DESCRIBE_TASK, version.pk)

@@ -11,8 +11,7 @@ from django.http import Http404
 from common.permissions import ADMINS, project_for
 from projects.models import Project
 from rewards.models import RewardModel
-from trainer.reward_model.config import RewardModelConfig
-from trainer.train.config import help_for, to_dict
+from trainer.configs import RewardModelConfig, help_for, to_dict
 
 # The feedback kinds of `train_reward_model`, as its metrics name them, and their labels.
 FEEDBACK_KINDS = {"pairs": "preferences", "rankings": "rankings", "ratings": "ratings"}

@@ -1,5 +1,6 @@
 """Writes for reward models: launching the training of one from a project's feedback, and the
-worker's side (claim, heartbeat, succeed, fail) with the reaper of dead workers' trainings.
+worker's side (succeed; `common.jobs` claims, beats and fails) with the reaper of dead workers'
+trainings.
 
 The launch snapshots how much feedback exists (the worker trains on the rows it then finds,
 which may be more), checks the config by building the trainer's RewardModelConfig, and sends
@@ -15,19 +16,14 @@ from django.utils import timezone
 from common.errors import ApplicationError
 from common.jobs import (
     JobStatus,
-    job_claim,
     job_enqueue,
-    job_fail,
-    job_heartbeat,
     jobs_reap_stale,
 )
 from labeling.models import Comparison, Rating
 from projects.checkpoints import check_detection_checkpoint
 from projects.models import ModelVersion, Project
 from rewards.models import RewardModel
-from trainer.reward_model.config import RewardModelConfig
-from trainer.reward_model.encoders import OUTPUT_ENCODERS
-from trainer.train.config import to_dict
+from trainer.configs import REWARD_MODEL_TASKS, RewardModelConfig, to_dict
 from tuning.configs import config_from_json
 
 TRAIN_TASK = "rewards.train"
@@ -47,9 +43,9 @@ def reward_model_check(
     """Everything `reward_model_launch` refuses, without launching (the admin's form uses it):
     returns the checked config, the feedback counts and the name to use. `policy`: the model
     version readout 'policy' starts from (that readout needs one; the others take none)."""
-    if project.task not in OUTPUT_ENCODERS:
+    if project.task not in REWARD_MODEL_TASKS:
         raise ApplicationError(
-            f"Reward models can score {', '.join(OUTPUT_ENCODERS)} outputs; this project's "
+            f"Reward models can score {', '.join(REWARD_MODEL_TASKS)} outputs; this project's "
             f"task is {project.task}.", field="project",
         )
     if not project.categories:
@@ -78,7 +74,7 @@ def reward_model_check(
     name = name or f"reward model {RewardModel.objects.filter(project=project).count() + 1}"
     if RewardModel.objects.filter(project=project, name=name).exists():
         raise ApplicationError(f"A reward model named {name!r} exists.", field="name")
-    if policy is not None:  # last: it reads the checkpoint file
+    if policy is not None:
         check_detection_checkpoint(project, policy, "policy")
     return checked, counts, name
 
@@ -107,18 +103,6 @@ def _enqueue(reward_model_id: int) -> None:
     job_enqueue(TRAIN_TASK, reward_model_id)
 
 
-def reward_model_claim(
-    *, reward_model_id: int, worker: str, stale_after: timedelta
-) -> RewardModel | None:
-    """Mark the reward model as this worker's to train, or None when there is nothing to do
-    (gone, finished, or another live worker trains it). A restarted training starts over."""
-    return job_claim(RewardModel, pk=reward_model_id, worker=worker, stale_after=stale_after)
-
-
-def reward_model_heartbeat(*, reward_model_id: int, worker: str) -> bool:
-    return job_heartbeat(RewardModel, pk=reward_model_id, worker=worker)
-
-
 @transaction.atomic
 def reward_model_succeed(
     *, reward_model_id: int, worker: str, file_name: str, heldout_accuracy: float | None,
@@ -128,10 +112,6 @@ def reward_model_succeed(
                                ).update(status=JobStatus.SUCCEEDED, file=file_name,
                                         heldout_accuracy=heldout_accuracy, metrics=metrics,
                                         finished_at=timezone.now())
-
-
-def reward_model_fail(*, reward_model_id: int, worker: str, error: str) -> None:
-    job_fail(RewardModel, pk=reward_model_id, worker=worker, error=error)
 
 
 def reap_stale_reward_models(*, stale_after: timedelta, now: datetime | None = None

@@ -5,7 +5,7 @@ from django.conf import settings
 
 from common.jobs import worker_name
 from rewards.services import TRAIN_TASK
-from rewards.training import train_project_reward_model
+from training.reward_model import train_project_reward_model
 
 
 @shared_task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True)

@@ -58,7 +58,6 @@ class TuningRun(Job):
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

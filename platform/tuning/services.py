@@ -1,5 +1,6 @@
-"""Writes for tuning runs: launch, cancel, retry, and the worker's side (claim, record steps,
-succeed, fail) plus the reaper that requeues runs whose worker died.
+"""Writes for tuning runs: launch, cancel, retry, and the worker's side (record steps,
+succeed; the shared lifecycle in `common.jobs` claims, beats and fails) plus the reaper that
+requeues runs whose worker died.
 
 Every function is keyword-only and atomic. A run is enqueued only after its transaction commits
 (`transaction.on_commit`), so a worker never sees a run that was rolled back; the task is sent
@@ -18,16 +19,15 @@ from common.errors import ApplicationError
 from common.jobs import (
     FINISHED,
     JobStatus,
-    job_claim,
+    JobStopped,
     job_enqueue,
-    job_fail,
-    job_heartbeat,
     jobs_reap_stale,
 )
 from projects.checkpoints import check_detection_checkpoint
 from projects.models import ModelVersion, Project
+from projects.services import DESCRIPTION_FIELDS
 from rewards.models import RewardModel
-from trainer.train.config import TuneConfig
+from trainer.configs import TuneConfig
 from tuning.configs import data_config_from, on_project_images, tune_config_from
 from tuning.models import RewardKind, TuningRun, TuningStep
 from tuning.project_data import check_project_images
@@ -35,11 +35,16 @@ from tuning.project_data import check_project_images
 RUN_TASK = "tuning.run_execute"
 
 
-class RunCancelled(Exception):
+def run_checkpoint_name(run_id: int) -> str:
+    """Where a run keeps its checkpoint, relative to MEDIA_ROOT (shared by all workers)."""
+    return f"tuning/runs/{run_id}/checkpoint.pt"
+
+
+class RunCancelled(JobStopped):
     """The run was cancelled while the worker trained it: stop at the next logged step."""
 
 
-class RunTakenOver(Exception):
+class RunTakenOver(JobStopped):
     """The reaper gave the run to another worker (this one was presumed dead): stop quietly."""
 
 
@@ -143,20 +148,10 @@ def tuning_run_retry(*, run: TuningRun) -> TuningRun:
     run.status = JobStatus.QUEUED
     run.error = ""
     run.worker = ""
+    run.deaths = 0  # an admin's retry is a fresh start, whatever killed the earlier workers
     run.finished_at = None
-    run.save(update_fields=["status", "error", "worker", "finished_at"])
+    run.save(update_fields=["status", "error", "worker", "deaths", "finished_at"])
     _enqueue(run.pk)
-    return run
-
-
-@transaction.atomic
-def tuning_run_claim(*, run_id: int, worker: str, stale_after: timedelta) -> TuningRun | None:
-    """Mark the run as this worker's, or None when there is nothing to do: the run is gone or
-    finished, or another worker is alive on it (a message delivered twice)."""
-    run = job_claim(TuningRun, pk=run_id, worker=worker, stale_after=stale_after)
-    if run is not None and run.started_at is None:
-        run.started_at = run.heartbeat_at  # the claim's time: when the first attempt began
-        run.save(update_fields=["started_at"])
     return run
 
 
@@ -185,26 +180,24 @@ def tuning_step_record(*, run_id: int, worker: str, step: int, metrics: dict) ->
     run.save(update_fields=["step", "heartbeat_at"])
 
 
-def tuning_run_heartbeat(*, run_id: int, worker: str) -> bool:
-    """Say this worker is alive on the run; False when it no longer owns it."""
-    return job_heartbeat(TuningRun, pk=run_id, worker=worker)
-
-
 @transaction.atomic
 def tuning_run_succeed(
-    *, run_id: int, worker: str, checkpoint_name: str, metrics: dict, samples: list[dict]
+    *, run_id: int, worker: str, checkpoint_name: str, metrics: dict, samples: list[dict],
+    description: dict,
 ) -> ModelVersion:
-    """The tuned model as a new ModelVersion of the project, child of the starting one."""
+    """The tuned model as a new ModelVersion of the project, child of the starting one, its
+    checkpoint described by the worker that wrote it (`DESCRIPTION_FIELDS`)."""
     run = _owned(run_id, worker)
     start = run.start_version
-    version = ModelVersion.objects.create(
+    version = ModelVersion(
         project=run.project, name=f"{start.name} tuned (run {run.pk})",
         description=f"REINFORCE tuning run {run.pk} from {start.name}, {run.reward} reward.",
         parent=start, metrics=metrics,
+        **{name: description[name] for name in DESCRIPTION_FIELDS},
     )
     # The run's checkpoint file already lies under MEDIA_ROOT: the version points at it.
     version.checkpoint.name = checkpoint_name
-    version.save(update_fields=["checkpoint"])
+    version.save()
     run.status = JobStatus.SUCCEEDED
     run.result_version = version
     run.samples = samples
@@ -212,11 +205,6 @@ def tuning_run_succeed(
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "result_version", "samples", "step", "finished_at"])
     return version
-
-
-def tuning_run_fail(*, run_id: int, worker: str, error: str) -> None:
-    """Record why the run failed (only while this worker owns it)."""
-    job_fail(TuningRun, pk=run_id, worker=worker, error=error)
 
 
 def reap_stale_runs(*, stale_after: timedelta, now: datetime | None = None) -> list[int]:

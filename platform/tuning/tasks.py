@@ -1,9 +1,10 @@
 """Celery tasks of tuning runs and of generating candidates (routed to the `gpu` queue), and the
 reaper of tuning runs and reward-model trainings.
 
-A task takes ids and hands them to `tuning.execute`; the reaper runs when a worker starts
-(`worker_ready`) and on the beat schedule (CELERY_BEAT_SCHEDULE), so a run whose worker died is
-requeued even when no new run is launched.
+A task takes ids and hands them to `training/`, the worker-side door into the trainer. The
+reaper runs when a worker starts (`worker_ready`), on the beat schedule (CELERY_BEAT_SCHEDULE)
+where beat runs, and on each worker's own timer (every half TUNELAB_RUN_STALE_S), so a run whose
+worker died is requeued even where no beat runs (`make run`) and no new run is launched.
 """
 
 import logging
@@ -13,10 +14,11 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from common.jobs import worker_name
+from common.jobs import reap_every, worker_name
 from rewards.services import reap_stale_reward_models
-from tuning.candidates import GENERATE_TASK, generate_candidates
-from tuning.execute import execute_run
+from training.candidates import generate_candidates
+from training.tuning_run import execute_run
+from tuning.candidates import GENERATE_TASK
 from tuning.services import RUN_TASK, reap_stale_runs
 
 logger = logging.getLogger(__name__)
@@ -33,8 +35,7 @@ def generate_candidates_task(model_version_id: int, samples: int, temperature: f
     logger.info("model version %s: %d new candidates", model_version_id, created)
 
 
-@shared_task(name="tuning.reap_stale_runs")
-def reap_stale_runs_task() -> None:
+def reap_stale_jobs() -> None:
     """Requeue tuning runs and reward-model trainings whose worker stopped beating."""
     stale_after = timedelta(seconds=settings.TUNELAB_RUN_STALE_S)
     runs = reap_stale_runs(stale_after=stale_after)
@@ -44,6 +45,12 @@ def reap_stale_runs_task() -> None:
                        reward_models)
 
 
+@shared_task(name="tuning.reap_stale_runs")
+def reap_stale_runs_task() -> None:
+    reap_stale_jobs()
+
+
 @worker_ready.connect
 def _reap_at_worker_start(**_: object) -> None:
-    reap_stale_runs_task()
+    reap_stale_jobs()
+    reap_every(settings.TUNELAB_RUN_STALE_S / 2, reap_stale_jobs)

@@ -27,10 +27,11 @@ from projects.services import (
 )
 from rewards.models import RewardModel
 from rewards.services import reward_model_launch
-from rewards.training import train_project_reward_model
+from trainer.configs import DataConfig, DetectionTaskConfig, ModelConfig, PretrainConfig
 from trainer.data.shapes import CLASS_NAMES
-from trainer.train.config import DataConfig, DetectionTaskConfig, ModelConfig, PretrainConfig
 from trainer.train.loops import pretrain
+from training.checkpoints import describe_version
+from training.reward_model import train_project_reward_model
 
 TINY_MODEL = ModelConfig(image_size=32, d_model=32, heads=2, encoder_layers=1, decoder_layers=1,
                          mlp_ratio=2)
@@ -75,8 +76,10 @@ def shapes_project(*, admins=(), annotators=(), name: str = "shapes detection",
 
 def version_with_checkpoint(project: Project, name: str = "mle",
                             content: bytes | None = None) -> ModelVersion:
+    """A version with the checkpoint uploaded and read by a worker (in-process here)."""
     version = model_version_get_or_create(project=project, name=name)
     version.checkpoint.save(f"{name}.pt", ContentFile(content or tiny_checkpoint_bytes()))
+    describe_version(version)
     return version
 
 

@@ -31,11 +31,11 @@ def counts() -> tuple[int, int, int, int]:
 
 def tiny_checkpoint(path) -> None:
     """An untrained, tiny Pix2seq detector for Synthetic Shapes, saved the trainer's way."""
+    from trainer.configs import DataConfig, DetectionTaskConfig, ModelConfig
     from trainer.data.shapes import CLASS_NAMES
     from trainer.models.pix2seq import Pix2SeqModel
     from trainer.tasks.detection import DetectionTask
     from trainer.train.checkpoint import save_checkpoint
-    from trainer.train.config import DataConfig, DetectionTaskConfig, ModelConfig
 
     task = DetectionTask(DetectionTaskConfig(max_boxes=3), len(CLASS_NAMES))
     model = Pix2SeqModel(ModelConfig(image_size=32, d_model=32, heads=2, encoder_layers=1,

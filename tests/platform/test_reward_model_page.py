@@ -12,16 +12,16 @@ import pytest
 from django.test import Client
 from rest_framework import status
 
-from common.jobs import JobStatus
+from common.jobs import JobStatus, job_claim, job_fail
 from rewards.models import RewardModel
-from rewards.services import reward_model_claim, reward_model_fail, reward_model_launch
-from rewards.training import json_safe, train_project_reward_model
+from rewards.services import reward_model_launch
 from tests.integration.tuning_support import (
     add_feedback,
     shapes_project,
     tiny_tune_config,
     version_with_checkpoint,
 )
+from training.reward_model import json_safe, train_project_reward_model
 from tuning.models import RewardKind
 from tuning.services import tuning_run_launch
 
@@ -118,10 +118,9 @@ def test_a_queued_then_failed_training_shows_its_status_and_error(shapes, projec
     assert "No tuning run has used this reward model yet." in html
     assert '<pre id="rm-error" class="run-error" hidden>' in html
 
-    reward_model_claim(reward_model_id=reward_model.pk, worker="w1",
-                       stale_after=timedelta(minutes=5))
-    reward_model_fail(reward_model_id=reward_model.pk, worker="w1",
-                      error="ValueError: pairs: all feedback is on one image")
+    job_claim(RewardModel, pk=reward_model.pk, worker="w1", stale_after=timedelta(minutes=5))
+    job_fail(RewardModel, pk=reward_model.pk, worker="w1",
+             error="ValueError: pairs: all feedback is on one image")
     html = client_for(project_admin).get(url).content.decode()
     assert 'data-status="failed"' in html
     assert ('<pre id="rm-error" class="run-error">ValueError: pairs: all feedback is on one '

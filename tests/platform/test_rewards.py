@@ -7,16 +7,16 @@ from rest_framework import status
 
 from common.jobs import JobStatus
 from projects.models import RatingMode
-from rewards.feedback import project_feedback
 from rewards.models import RewardModel
 from rewards.services import TRAIN_TASK, reward_model_launch
-from rewards.training import train_project_reward_model
 from tests.integration.tuning_support import (
     add_feedback,
     shapes_project,
     version_with_checkpoint,
 )
 from trainer.reward_model.model import load_reward_model
+from training.feedback import project_feedback
+from training.reward_model import train_project_reward_model
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,8 @@ from rest_framework import status
 from labeling.models import Task
 from projects.models import Candidate
 from tests.integration.tuning_support import add_feedback, shapes_project, version_with_checkpoint
-from tuning.candidates import GENERATE_TASK, generate_candidates
+from training.candidates import generate_candidates
+from tuning.candidates import GENERATE_TASK
 
 pytestmark = pytest.mark.django_db
 

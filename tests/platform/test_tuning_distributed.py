@@ -14,9 +14,9 @@ from tests.integration.tuning_support import (
     version_with_checkpoint,
 )
 from trainer.train.checkpoint import load_checkpoint
-from tuning.execute import execute_run, run_checkpoint_name
+from training.tuning_run import execute_run
 from tuning.models import TuningStep
-from tuning.services import tuning_run_launch
+from tuning.services import run_checkpoint_name, tuning_run_launch
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
 

@@ -19,11 +19,12 @@ from tests.integration.tuning_support import (
     version_with_checkpoint,
 )
 from trainer.train.checkpoint import load_checkpoint
-from tuning import execute
-from tuning.execute import execute_run, run_checkpoint_name
+from training import tuning_run as execute
+from training.tuning_run import execute_run
 from tuning.models import TuningRun, TuningStep
 from tuning.services import (
     reap_stale_runs,
+    run_checkpoint_name,
     tuning_run_cancel,
     tuning_run_launch,
     tuning_run_retry,

@@ -23,7 +23,7 @@ from tests.integration.tuning_support import (
     version_with_checkpoint,
 )
 from trainer.train.checkpoint import load_checkpoint
-from tuning.execute import execute_run
+from training.tuning_run import execute_run
 from tuning.models import TuningRun, TuningStep
 from tuning.services import RUN_TASK, tuning_run_launch
 

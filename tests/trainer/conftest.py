@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from trainer.configs import DataConfig, DetectionTaskConfig, ModelConfig, PretrainConfig
 from trainer.data.coco import write_coco_dir
 from trainer.data.detection import DetectionExample
 from trainer.data.shapes import ShapesConfig
-from trainer.train.config import DataConfig, DetectionTaskConfig, ModelConfig, PretrainConfig
 from trainer.train.loops import pretrain
 
 # Non-contiguous ids in a shuffled order, as users' files have them.

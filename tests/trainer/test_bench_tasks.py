@@ -13,8 +13,8 @@ import pytest
 from trainer import cli
 from trainer.bench import shapes_tasks
 from trainer.bench.shapes_tasks import BENCHES, BenchPlan, run_task_benchmark
+from trainer.configs import DataConfig, ModelConfig, PretrainConfig, TuneConfig
 from trainer.tasks.registry import TASKS
-from trainer.train.config import DataConfig, ModelConfig, PretrainConfig, TuneConfig
 
 TINY_MODELS = {
     "captioning": ModelConfig(image_size=32, d_model=32, heads=2, encoder_layers=1,

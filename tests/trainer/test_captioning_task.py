@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from trainer.configs import ModelConfig, TuneConfig
 from trainer.data.shapes import ShapesConfig, generate_scene, scene_seed
 from trainer.models.pix2seq import Pix2SeqModel
 from trainer.rewards.captioning import tokenize
@@ -20,7 +21,6 @@ from trainer.tasks.captioning import (
     caption_vocabulary,
     evaluate_captions,
 )
-from trainer.train.config import ModelConfig, TuneConfig
 from trainer.train.mle import make_optimizer, mle_step
 from trainer.train.reinforce import reinforce_step
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from trainer.configs import DataConfig, DetectionTaskConfig, ModelConfig
 from trainer.models.pix2seq import Pix2SeqModel
 from trainer.tasks.detection import DetectionTask
 from trainer.train.checkpoint import load_checkpoint, save_checkpoint
-from trainer.train.config import DataConfig, DetectionTaskConfig, ModelConfig
 
 
 def saved_without(tmp_path, prefix: str):

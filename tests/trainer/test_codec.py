@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from trainer.configs import DetectionTaskConfig
 from trainer.tasks.detection import EOS, PAD, DetectionCodec
-from trainer.train.config import DetectionTaskConfig
 
 
 def random_targets(b: int = 6, m: int = 5, classes: int = 8, seed: int = 0):

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from trainer.configs import TuneConfig
 from trainer.data.shapes import ShapesConfig, generate_scene, scene_seed
 from trainer.models.colorizer import Colorizer, ColorizerConfig
 from trainer.tasks.colorization import (
@@ -18,7 +19,6 @@ from trainer.tasks.colorization import (
     lab_to_rgb,
     rgb_to_lab,
 )
-from trainer.train.config import TuneConfig
 from trainer.train.mle import make_optimizer, mle_step
 from trainer.train.reinforce import reinforce_step
 

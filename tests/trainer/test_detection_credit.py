@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import torch
 
+from trainer.configs import DetectionTaskConfig
 from trainer.tasks.detection import TOKENS_PER_BOX, DetectionTask
-from trainer.train.config import DetectionTaskConfig
 
 TASK = DetectionTask(DetectionTaskConfig(coord_bins=101, max_boxes=4), num_classes=3)
 GT = SimpleNamespace(

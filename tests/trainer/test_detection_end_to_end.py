@@ -8,14 +8,14 @@ import math
 import pytest
 import torch
 
-from trainer.train.checkpoint import load_checkpoint
-from trainer.train.config import (
+from trainer.configs import (
     DataConfig,
     DetectionTaskConfig,
     ModelConfig,
     PretrainConfig,
     TuneConfig,
 )
+from trainer.train.checkpoint import load_checkpoint
 from trainer.train.evaluate import DECODINGS, evaluate_checkpoint
 from trainer.train.loops import pretrain, tune
 from trainer.train.metrics import MetricsLog

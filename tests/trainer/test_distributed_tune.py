@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from trainer.cli import main
+from trainer.configs import DataConfig, TuneConfig, from_dict
 from trainer.train.checkpoint import Checkpoint, load_checkpoint
-from trainer.train.config import DataConfig, TuneConfig, from_dict
 from trainer.train.launch import tune_in_processes
 from trainer.train.loops import tune
 

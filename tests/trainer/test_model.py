@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
+from trainer.configs import DetectionTaskConfig, ModelConfig
 from trainer.models.pix2seq import Pix2SeqModel
 from trainer.tasks.detection import EOS, DetectionCodec
-from trainer.train.config import DetectionTaskConfig, ModelConfig
 
 
 @pytest.fixture(scope="module")

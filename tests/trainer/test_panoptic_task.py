@@ -11,6 +11,7 @@ import pytest
 import torch
 from torchmetrics.detection import PanopticQuality
 
+from trainer.configs import TuneConfig
 from trainer.data.coco_panoptic import scene_panoptic
 from trainer.data.shapes import CLASS_NAMES, ShapesConfig, generate_scene, scene_seed
 from trainer.models.colorizer import ColorizerConfig
@@ -21,7 +22,6 @@ from trainer.tasks.panoptic import (
     evaluate_panoptic,
     segments_per_map,
 )
-from trainer.train.config import TuneConfig
 from trainer.train.mle import make_optimizer, mle_step
 from trainer.train.reinforce import reinforce_step
 

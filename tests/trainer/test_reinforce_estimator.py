@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from trainer.train.config import TuneConfig
+from trainer.configs import TuneConfig
 from trainer.train.reinforce import leave_one_out_baseline, reinforce_step
 
 REWARDS = torch.tensor([1.0, 3.0, 0.0, 2.0, 5.0])

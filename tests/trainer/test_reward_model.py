@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from trainer.configs import RewardModelConfig
 from trainer.data.detection import ShapesStream
 from trainer.data.shapes import ShapesConfig
 from trainer.reward_model.candidates import (
@@ -14,7 +15,6 @@ from trainer.reward_model.candidates import (
     make_ranking_data,
     make_rating_data,
 )
-from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.data import RatingDataset, split_by_image
 from trainer.reward_model.encoders import BoxOutputs, box_windows, rasterise_boxes
 from trainer.reward_model.losses import (

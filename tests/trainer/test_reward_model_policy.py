@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
+from trainer.configs import RewardModelConfig
 from trainer.data.detection import ShapesStream, collate
 from trainer.reward_model.candidates import make_preference_data
-from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.data import PreferenceDataset
 from trainer.reward_model.encoders import BoxOutputs
 from trainer.reward_model.model import RewardModel, load_reward_model, save_reward_model

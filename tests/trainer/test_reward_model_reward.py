@@ -3,16 +3,15 @@ a real REINFORCE step, and policy samples as candidates."""
 
 import torch
 
+from trainer.configs import DetectionTaskConfig, ModelConfig, RewardModelConfig, TuneConfig
 from trainer.data.detection import ShapesStream
 from trainer.data.shapes import ShapesConfig
 from trainer.models.pix2seq import Pix2SeqModel
 from trainer.reward_model.candidates import make_preference_data, policy_source
-from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.model import RewardModel
 from trainer.reward_model.reward import LearnedRewardTask, learned_detection_reward
 from trainer.rewards.detection import detection_reward
 from trainer.tasks.detection import DetectionTask
-from trainer.train.config import DetectionTaskConfig, ModelConfig, TuneConfig
 from trainer.train.mle import make_optimizer
 from trainer.train.reinforce import reinforce_step
 

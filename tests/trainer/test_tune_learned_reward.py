@@ -10,17 +10,17 @@ import pytest
 import torch
 
 from trainer.cli import main
-from trainer.reward_model.config import RewardModelConfig
-from trainer.reward_model.model import RewardModel, save_reward_model
-from trainer.train import loops
-from trainer.train.checkpoint import load_checkpoint
-from trainer.train.config import (
+from trainer.configs import (
     DataConfig,
     DetectionTaskConfig,
     ModelConfig,
     PretrainConfig,
+    RewardModelConfig,
     TuneConfig,
 )
+from trainer.reward_model.model import RewardModel, save_reward_model
+from trainer.train import loops
+from trainer.train.checkpoint import load_checkpoint
 
 TINY_MODEL = ModelConfig(image_size=32, d_model=32, heads=2, encoder_layers=1, decoder_layers=1)
 TINY_TASK = DetectionTaskConfig(coord_bins=16, max_boxes=3)

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
+from trainer.configs import DataConfig, PretrainConfig
 from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint, load_checkpoint
-from trainer.train.config import DataConfig, PretrainConfig
 from trainer.train.data import TrainStream, shapes_config
 from trainer.train.loops import pretrain
 from trainer.train.metrics import MetricsLog

@@ -18,9 +18,7 @@ import torch
 
 from trainer.bench import common
 from trainer.bench.common import Pretrained, pretrain_cached, timed
-from trainer.rewards.detection_reference import time_reward_vs_reference
-from trainer.train.checkpoint import load_checkpoint
-from trainer.train.config import (
+from trainer.configs import (
     DataConfig,
     DetectionTaskConfig,
     ModelConfig,
@@ -28,6 +26,8 @@ from trainer.train.config import (
     TuneConfig,
     config_hash,
 )
+from trainer.rewards.detection_reference import time_reward_vs_reference
+from trainer.train.checkpoint import load_checkpoint
 from trainer.train.data import TrainStream, eval_source
 from trainer.train.evaluate import DECODINGS, best_decoding, evaluate_model
 from trainer.train.loops import pick_device, tune

@@ -34,16 +34,15 @@ import torch
 from torch import nn
 
 from trainer.bench import detection
+from trainer.configs import DataConfig, RewardModelConfig
 from trainer.data.detection import DetectionBatch, ShapesStream
 from trainer.reward_model.candidates import RM_SCENE_OFFSET, make_preference_data, policy_source
-from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.data import PreferenceDataset
 from trainer.reward_model.model import RewardModel, save_reward_model
 from trainer.reward_model.simulate import DEFAULT_NOISE, gold_scores
 from trainer.reward_model.train import train_reward_model
 from trainer.tasks.detection import DetectionTask
 from trainer.train.checkpoint import Checkpoint
-from trainer.train.config import DataConfig
 from trainer.train.data import eval_source, shapes_config
 from trainer.train.evaluate import DECODINGS, best_decoding, evaluate_model
 from trainer.train.loops import pick_device, tune

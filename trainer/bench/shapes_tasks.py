@@ -22,13 +22,13 @@ from typing import Any
 import torch
 
 from trainer.bench.common import pick_threads, pretrain_cached
+from trainer.configs import DataConfig, ModelConfig, PretrainConfig, TuneConfig, config_hash
 from trainer.data.shapes import generate_scene, scene_seed
 from trainer.models.colorizer import ColorizerConfig
 from trainer.tasks.captioning import CaptioningTaskConfig
 from trainer.tasks.colorization import ColorizationTaskConfig
 from trainer.tasks.panoptic import PanopticTaskConfig
 from trainer.tasks.registry import task_entry
-from trainer.train.config import DataConfig, ModelConfig, PretrainConfig, TuneConfig, config_hash
 from trainer.train.data import shapes_config
 from trainer.train.loops import pick_device, tune
 from trainer.train.metrics import MetricsLog

@@ -20,17 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainer.configs import ColorizerConfig
 from trainer.models.sampling import Generators, uniform
-from trainer.train.config import opt
-
-
-@dataclass(frozen=True)
-class ColorizerConfig:
-    """Sizes of the colorizer (the task sets the colour bins and the patch size)."""
-
-    image_size: int = opt(64, "side of the square greyscale input in pixels")
-    width: int = opt(64, "channels of the convolutional body")
-    blocks: int = opt(4, "residual blocks; dilations 1, 2, 4, 8, ... widen the context")
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainer.configs import ModelConfig
 from trainer.models.sampling import Generators, uniform
-from trainer.train.config import ModelConfig
 
 
 @dataclass(frozen=True)

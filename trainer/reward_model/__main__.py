@@ -20,12 +20,11 @@ import time
 
 import torch
 
+from trainer.configs import RewardModelConfig, apply_overrides, help_for
 from trainer.reward_model.candidates import make_preference_data
-from trainer.reward_model.config import RewardModelConfig
 from trainer.reward_model.model import save_reward_model
 from trainer.reward_model.simulate import DEFAULT_NOISE
 from trainer.reward_model.train import train_reward_model
-from trainer.train.config import apply_overrides, help_for
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from trainer.reward_model.config import RATING_LEVELS
+from trainer.configs import RATING_LEVELS
 from trainer.reward_model.encoders import BoxOutputs
 
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.reward_model.config import RATING_LEVELS, RewardModelConfig
+from trainer.configs import RATING_LEVELS, RewardModelConfig, from_dict, to_dict
 from trainer.reward_model.encoders import BoxOutputs, box_windows, output_encoder
 from trainer.reward_model.policy_readout import (
     PolicyReadout,
@@ -39,7 +39,6 @@ from trainer.reward_model.policy_readout import (
 )
 from trainer.tasks.detection import prefix_rows
 from trainer.train.checkpoint import Checkpoint, CheckpointError, read_payload, write_payload
-from trainer.train.config import from_dict, to_dict
 
 FORMAT = "tunelab-reward-model/1"
 

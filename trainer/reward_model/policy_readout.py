@@ -29,11 +29,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from trainer.configs import from_dict, to_dict
 from trainer.reward_model.encoders import BoxOutputs
 from trainer.tasks.detection import CONF_SLOT, TOKENS_PER_BOX
 from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint
-from trainer.train.config import from_dict, to_dict
 
 
 def policy_description(policy: Checkpoint) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainer.reward_model.config import RewardModelConfig
+from trainer.configs import RewardModelConfig
 from trainer.reward_model.data import (
     FeedbackDataset,
     PreferenceDataset,

@@ -27,7 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-DEFAULT_FIDELITY_WEIGHT = 16.0  # colourfulness points per dB of PSNR (see the module doc)
+from trainer.configs import DEFAULT_FIDELITY_WEIGHT
+
 # PSNR of identical images would be infinite; the floor on the MSE caps it at 100 dB.
 MIN_MSE = 1e-10
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from trainer.configs import CaptioningTaskConfig
 from trainer.data.detection import collate, scene_to_example
 from trainer.data.shape_captions import describe_scene
 from trainer.data.shapes import (
@@ -37,19 +38,11 @@ from trainer.data.shapes import (
 from trainer.eval.captioning_metrics import caption_metrics
 from trainer.models.pix2seq import Pix2SeqModel, SequenceSpec
 from trainer.rewards.captioning import CiderD, tokenize
-from trainer.train.config import opt
 
 PAD, BOS, EOS = 0, 1, 2
 WORD_OFFSET = 3
 
 
-@dataclass(frozen=True)
-class CaptioningTaskConfig:
-    """The captioning task: vocabulary, sequence length and the reward's idf corpus."""
-
-    max_words: int = opt(48, "most words in a caption (longer references are cut)")
-    max_count: int = opt(10, "the vocabulary covers scenes of up to this many objects")
-    idf_images: int = opt(1000, "training scenes whose captions give CIDEr-D's idf")
 
 
 def caption_vocabulary(max_count: int = 10) -> tuple[str, ...]:

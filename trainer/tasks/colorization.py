@@ -22,15 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainer.configs import ColorizationTaskConfig
 from trainer.data.shapes import Scene
 from trainer.models.colorizer import ColorGridSpec, Colorizer
 from trainer.rewards.colorization import (
-    DEFAULT_FIDELITY_WEIGHT,
     colorfulness,
     colorization_reward,
     psnr,
 )
-from trainer.train.config import opt
 
 # sRGB (D65) linear RGB -> XYZ, and the D65 white point.
 _RGB_TO_XYZ = torch.tensor(
@@ -45,14 +44,6 @@ _DELTA = 6.0 / 29.0
 _BISECTION_STEPS = 12  # L to 100 / 2**12 = 0.02: below one grey level
 
 
-@dataclass(frozen=True)
-class ColorizationTaskConfig:
-    """The colorization task: output grid, colour bins and reward weight."""
-
-    patch: int = opt(4, "pixels a side of the patch that gets one colour (a power of two)")
-    ab_bins: int = opt(17, "bins per Lab axis over [-ab_max, ab_max]; odd keeps grey")
-    ab_max: float = opt(100.0, "largest |a| and |b| the bins cover")
-    fidelity_weight: float = opt(DEFAULT_FIDELITY_WEIGHT, "reward points per dB of PSNR")
 
 
 def _channels(images: Tensor, matrix: Tensor) -> Tensor:

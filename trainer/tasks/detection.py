@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from trainer.configs import DetectionTaskConfig
 from trainer.models.pix2seq import SequenceSpec
 from trainer.rewards.detection import detection_reward
-from trainer.train.config import DetectionTaskConfig
 from trainer.train.distributed import shard_mean
 
 PAD, BOS, EOS, CONF_INPUT = 0, 1, 2, 3

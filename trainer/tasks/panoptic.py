@@ -35,23 +35,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainer.configs import PanopticTaskConfig
 from trainer.data.detection import collate, scene_to_example
 from trainer.data.shapes import Scene
 from trainer.eval.panoptic_metrics import panoptic_metrics
 from trainer.models.colorizer import ColorGridSpec
 from trainer.models.panoptic_net import PanopticNet
 from trainer.rewards.panoptic import SHAPES_STUFFS, panoptic_quality
-from trainer.train.config import opt
 
 BACKGROUND_TOKEN = 0
 
 
-@dataclass(frozen=True)
-class PanopticTaskConfig:
-    """The panoptic task: output grid and instance slots (both shape the model's output)."""
-
-    patch: int = opt(4, "pixels a side of the patch that gets one label (a power of two)")
-    slot_grid: int = opt(4, "an instance's id is the cell of its box centre on this grid a side")
 
 
 class PanopticCodec:

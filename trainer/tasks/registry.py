@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from trainer.configs import DetectionTaskConfig, ModelConfig
 from trainer.data.shapes import Scene, ShapesConfig
 from trainer.models.colorizer import Colorizer, ColorizerConfig
 from trainer.models.panoptic_net import PanopticNet
@@ -27,7 +28,6 @@ from trainer.tasks.colorization import (
 )
 from trainer.tasks.detection import DetectionTask
 from trainer.tasks.panoptic import PanopticTask, PanopticTaskConfig, evaluate_panoptic
-from trainer.train.config import DetectionTaskConfig, ModelConfig
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainer.configs import DataConfig, from_dict, to_dict
 from trainer.tasks.registry import task_entry
-from trainer.train.config import DataConfig, from_dict, to_dict
 from trainer.train.data import shapes_config
 
-FORMAT = "tunelab-pix2seq-detection/1"
+FORMAT = "tunelab-checkpoint/1"
+# Checkpoints of every task were written under this name before it said what they are.
+FORMERLY = ("tunelab-pix2seq-detection/1",)
 
 
 class CheckpointError(Exception):
@@ -64,9 +66,11 @@ def write_payload(path: str | Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_payload(path: str | Path, *, format: str, what: str) -> dict[str, Any]:
-    """The dict saved at `path` in `format`, or `CheckpointError` with a one-line reason for a
-    missing, unreadable or foreign file (`what` names the kind of file in the message)."""
+def read_payload(path: str | Path, *, format: str, what: str, formerly: tuple[str, ...] = ()
+                 ) -> dict[str, Any]:
+    """The dict saved at `path` in `format` (or one of its `formerly` names), or
+    `CheckpointError` with a one-line reason for a missing, unreadable or foreign file (`what`
+    names the kind of file in the message)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
@@ -74,7 +78,7 @@ def read_payload(path: str | Path, *, format: str, what: str) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a truncated or foreign file
         raise CheckpointError(f"cannot read {what} {path}: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != format:
+    if not isinstance(payload, dict) or payload.get("format") not in (format, *formerly):
         raise CheckpointError(f"{path} is not a Tunelab {what}")
     return payload
 
@@ -111,7 +115,7 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint written by `save_checkpoint` (see the module docstring)."""
-    payload = read_payload(path, format=FORMAT, what="checkpoint")
+    payload = read_payload(path, format=FORMAT, what="checkpoint", formerly=FORMERLY)
     try:
         name = payload.get("task", "detection")
         entry = task_entry(name)

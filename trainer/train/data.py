@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from trainer.configs import DataConfig
 from trainer.data.detection import (
     DetectionExample,
     DetectionSource,
@@ -17,7 +18,6 @@ from trainer.data.detection import (
 )
 from trainer.data.shapes import Scene, ShapesConfig, generate_scene, scene_seed
 from trainer.data.sources import detection_source
-from trainer.train.config import DataConfig
 
 
 def shapes_config(data: DataConfig) -> ShapesConfig:

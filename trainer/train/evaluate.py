@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from trainer.configs import DataConfig
 from trainer.data.coco import detections_to_coco_results, write_coco_results
 from trainer.data.detection import DetectionSource, collate
 from trainer.data.shapes import generate_scene, scene_seed
@@ -28,7 +29,6 @@ from trainer.models.pix2seq import Pix2SeqModel
 from trainer.tasks.detection import Detections, DetectionTask, predict
 from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint
-from trainer.train.config import DataConfig
 from trainer.train.data import eval_source, shapes_config
 from trainer.train.loops import pick_device
 

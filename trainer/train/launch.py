@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
+from trainer.configs import DataConfig, TuneConfig
 from trainer.train.checkpoint import Checkpoint, load_checkpoint
-from trainer.train.config import DataConfig, TuneConfig
 from trainer.train.distributed import leave
 from trainer.train.loops import RunResult, pick_device, tune
 from trainer.train.metrics import MetricsLog

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from trainer.configs import TuneConfig
 from trainer.models.sampling import Generators
-from trainer.train.config import TuneConfig
 from trainer.train.distributed import average_gradients
 
 

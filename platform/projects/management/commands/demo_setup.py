@@ -36,7 +36,7 @@ from projects.services import (
     model_version_get_or_create,
     project_create,
 )
-from trainer.data.shapes import CLASS_NAMES, ShapesConfig, generate_scene, scene_seed
+from training.demo import CLASS_NAMES, api_objects, checkpoint_outputs, val_scene
 
 IMAGE_SIZE = 192
 CATEGORIES = [{"id": i + 1, "name": name} for i, name in enumerate(CLASS_NAMES)]
@@ -102,23 +102,6 @@ def perturbed_output(boxes: np.ndarray, classes: np.ndarray, quality: Quality, *
     return api_objects(objects, size, size)
 
 
-def api_objects(objects: list[tuple], width: float, height: float) -> dict:
-    """(x0, y0, x1, y1, class index, score) rows as the API's detection output: corners put in
-    order and clipped to the image, boxes under a pixel dropped, best score first."""
-    detections = []
-    for x0, y0, x1, y1, cls, score in objects:
-        x0, x1 = sorted(float(np.clip(v, 0, width)) for v in (x0, x1))
-        y0, y1 = sorted(float(np.clip(v, 0, height)) for v in (y0, y1))
-        if x1 - x0 < 1 or y1 - y0 < 1:
-            continue
-        detections.append({
-            "bbox": [round(x0, 1), round(y0, 1), round(x1 - x0, 1), round(y1 - y0, 1)],
-            "category_id": int(cls) + 1,
-            "score": round(float(score), 3),
-        })
-    return {"objects": sorted(detections, key=lambda d: -d["score"])}
-
-
 def ground_truth(boxes: np.ndarray, classes: np.ndarray) -> dict:
     """The scene's objects in the API's detection form, without scores."""
     return {"objects": [
@@ -126,41 +109,6 @@ def ground_truth(boxes: np.ndarray, classes: np.ndarray) -> dict:
          "category_id": int(cls) + 1}
         for (y0, x0, y1, x1), cls in zip(boxes.tolist(), classes.tolist(), strict=True)
     ]}
-
-
-def checkpoint_outputs(path: Path, scenes: list) -> tuple[str, list[list[dict]]]:
-    """A trainer checkpoint's detections on the scenes: (model version name, per scene the
-    greedy output then one sampled at temperature 1), in the API's detection form."""
-    import torch
-
-    from trainer.data.detection import DetectionExample, collate
-    from trainer.tasks.detection import predict
-    from trainer.train.checkpoint import load_checkpoint
-
-    checkpoint = load_checkpoint(path)
-    if tuple(checkpoint.class_names) != tuple(CLASS_NAMES):
-        raise ValueError(f"it detects {', '.join(checkpoint.class_names)}, not Synthetic Shapes")
-    model, task = checkpoint.build("cpu")
-    model.eval()
-    examples = [DetectionExample(image=s.image, boxes=s.boxes, classes=s.classes, image_id=s.seed)
-                for s in scenes]
-    batch = collate(examples, model.config.image_size)
-    generator = torch.Generator().manual_seed(0)
-    samples = [predict(model, task.codec, batch.images, temperature=t, generator=generator)
-               for t in (0.0, 1.0)]
-    outputs = []
-    for index, scene in enumerate(scenes):
-        height, width = scene.image.shape[:2]
-        scale = torch.tensor([height, width, height, width], dtype=torch.float32)
-        per_scene = []
-        for detections in (sample[index] for sample in samples):
-            rows = [(x0, y0, x1, y1, cls, score) for (y0, x0, y1, x1), cls, score in zip(
-                (detections.boxes * scale).tolist(), detections.classes.tolist(),
-                detections.class_prob.tolist(), strict=True)]
-            per_scene.append(api_objects(rows, width, height))
-        outputs.append(per_scene)
-    name = f"checkpoint {path.stem} ({checkpoint.stage}, step {checkpoint.step})"
-    return name, outputs
 
 
 def find_checkpoint(option: str | None) -> Path | None:
@@ -190,11 +138,10 @@ class Command(BaseCommand):
             "admin": self._user("admin", password or secrets.token_urlsafe(9), superuser=True),
             "annotator": self._user("annotator", password or secrets.token_urlsafe(9)),
         }
-        config = ShapesConfig(image_size=IMAGE_SIZE)
         checkpoint = find_checkpoint(options.get("checkpoint"))
         for spec in PROJECTS:
             use = checkpoint if spec.rating_mode == RatingMode.PAIRWISE else None
-            self._project(spec, config, users, use)
+            self._project(spec, users, use)
         self.stdout.write("")
         self.stdout.write("Demo users (passwords reset on every run):")
         for name, (_, secret) in users.items():
@@ -208,8 +155,7 @@ class Command(BaseCommand):
         return user, password
 
     @transaction.atomic
-    def _project(self, spec: DemoProject, config: ShapesConfig, users: dict,
-                 checkpoint: Path | None) -> None:
+    def _project(self, spec: DemoProject, users: dict, checkpoint: Path | None) -> None:
         admin, annotator = users["admin"][0], users["annotator"][0]
         project = Project.objects.filter(name=spec.name).first() or project_create(
             name=spec.name, task=VisionTask.DETECTION, rating_mode=spec.rating_mode,
@@ -230,9 +176,8 @@ class Command(BaseCommand):
                    .values_list("item_id", "model_version_id"))
         scenes = []
         for index in range(spec.first_scene, spec.first_scene + spec.n_items):
-            seed = scene_seed("val", index)
+            seed, scene = val_scene(index, IMAGE_SIZE)
             file_name = f"shapes_val_{index:05d}.png"
-            scene = generate_scene(seed, config)
             item = have_items.get(file_name) or item_create(
                 project=project, file_name=file_name, image=png(scene.image),
                 ground_truth=ground_truth(scene.boxes, scene.classes),

@@ -1,12 +1,11 @@
 """`manage.py simulate_annotators PROJECT_ID`: simulated annotators answer the project's queue
-through the REST API (see rewards.simulated)."""
+through the REST API (see training.simulated)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from common.errors import ApplicationError
 from projects.models import Project
-from rewards.simulated import answer_queue, simulated_annotators
-from trainer.reward_model.simulate import DEFAULT_NOISE
+from training.simulated import DEFAULT_NOISE, answer_queue, simulated_annotators
 
 
 class Command(BaseCommand):

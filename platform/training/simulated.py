@@ -20,13 +20,14 @@ from rest_framework.test import APIClient
 from common.errors import ApplicationError
 from projects.models import Item, Project, RatingMode, Role, VisionTask
 from projects.services import membership_set
-from rewards.feedback import boxes_from_outputs, class_indices
 from trainer.reward_model.simulate import (
+    DEFAULT_NOISE,
     gold_scores,
     simulate_preferences,
     simulate_rankings,
     simulate_ratings,
 )
+from training.feedback import boxes_from_outputs, class_indices
 
 _CHOICE = {1.0: "A", 0.0: "B", 0.5: "tie"}
 
@@ -90,7 +91,7 @@ def _check(response, expected: tuple[int, ...]) -> dict | None:
 
 
 def answer_queue(
-    project: Project, user: AbstractBaseUser, *, noise: float, seed: int = 0,
+    project: Project, user: AbstractBaseUser, *, noise: float = DEFAULT_NOISE, seed: int = 0,
     limit: int | None = None,
 ) -> SimulationReport:
     """Answer the user's queue in the project through the REST API until it is empty (or
