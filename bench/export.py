@@ -6,7 +6,7 @@ Creates a PostgreSQL database `tunelab_bench` (127.0.0.1:5432, user postgres), f
 scale project whose ratings are generated in SQL (generate_series: seconds, not minutes), starts
 gunicorn (one sync worker) on 127.0.0.1, streams the export with a plain HTTP client, and reports
 rows/s and the worker's resident memory (VmRSS, sampled every 20 ms) before and during the
-stream. Drops the database at the end (--keep leaves it). Target (issue 3): over 50,000 rows/s
+stream. Drops the database at the end (--keep leaves it). Target: over 50,000 rows/s
 with the server growing by less than 100 MB.
 """
 

@@ -22,7 +22,12 @@ from rewards.models import RewardModel
 from tuning.candidates import candidates_generate
 from tuning.models import RewardKind, TuningRun
 from tuning.selectors import run_for, runs_of, steps_of
-from tuning.services import tuning_run_cancel, tuning_run_launch, tuning_run_retry
+from tuning.services import (
+    SAVE_EVERY_MAX,
+    tuning_run_cancel,
+    tuning_run_launch,
+    tuning_run_retry,
+)
 
 STEPS_PER_PAGE = 1000
 
@@ -35,7 +40,8 @@ class TuningRunInput(serializers.Serializer):
     config = serializers.DictField(default=dict, help_text="trainer TuneConfig fields.")
     data = serializers.DictField(default=dict, help_text='trainer DataConfig fields, or '
                                  '{"source": "project"}: the project\'s own images.')
-    save_every = serializers.IntegerField(default=50, help_text="Steps between checkpoints.")
+    save_every = serializers.IntegerField(default=50, min_value=1, max_value=SAVE_EVERY_MAX,
+                                          help_text="Steps between checkpoints.")
 
 
 class VersionOutput(serializers.Serializer):

@@ -33,6 +33,7 @@ from tuning.models import RewardKind, TuningRun, TuningStep
 from tuning.project_data import check_project_images
 
 RUN_TASK = "tuning.run_execute"
+SAVE_EVERY_MAX = 1_000_000  # steps between checkpoints
 
 
 def run_checkpoint_name(run_id: int) -> str:
@@ -90,8 +91,9 @@ def tuning_run_check(
     """Everything `tuning_run_launch` refuses, without launching (the admin's form uses it)."""
     tune = tune_config_from(config)
     data_config_from(data or {})
-    if save_every < 1:
-        raise ApplicationError("save_every must be at least 1.", field="save_every")
+    if not 1 <= save_every <= SAVE_EVERY_MAX:
+        raise ApplicationError(f"save_every must lie in 1..{SAVE_EVERY_MAX}.",
+                               field="save_every")
     check_detection_checkpoint(project, start_version, "start_version")
     _check_reward(project, reward, reward_model)
     if on_project_images(data):

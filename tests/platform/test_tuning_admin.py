@@ -5,13 +5,16 @@ queued. Cancel and retry are admin actions."""
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from rewards.models import RewardModel
 from tests.integration.tuning_support import (
     shapes_project,
+    tiny_checkpoint_bytes,
     tiny_tune_config,
     version_with_checkpoint,
 )
+from training.checkpoints import describe_version_id
 from tuning.models import TuningRun
 
 pytestmark = pytest.mark.django_db
@@ -64,3 +67,23 @@ def test_admin_refuses_a_reward_model_without_answers(staff, sent):
     assert response.status_code == 200
     assert "no ratings or comparisons" in response.content.decode()
     assert not RewardModel.objects.exists() and sent == []
+
+
+def test_a_checkpoint_uploaded_in_the_admin_is_read_by_a_worker_not_by_the_request(
+    staff, sent, django_capture_on_commit_callbacks
+):
+    shapes = shapes_project()
+    version = shapes.model_versions.create(name="uploaded")
+    upload = SimpleUploadedFile("mle.pt", tiny_checkpoint_bytes())
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(f"/admin/projects/modelversion/{version.pk}/change/", {
+            "project": shapes.pk, "name": "uploaded", "description": "", "parent": "",
+            "checkpoint": upload, "metrics": "{}"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    version.refresh_from_db()
+    assert version.checkpoint_state == "pending" and version.task == ""
+    assert sent == [("projects.describe_checkpoint", [version.pk])]
+    describe_version_id(version.pk)  # what the worker's task runs
+    version.refresh_from_db()
+    assert (version.checkpoint_state, version.task) == ("ready", "detection")
+    assert len(version.class_names) == 8 and version.parameters > 0

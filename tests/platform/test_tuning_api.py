@@ -1,17 +1,22 @@
 """Tuning runs through the API: launch, validation (nothing queued on refusal), cancel, retry,
 live metrics, and who may do what (project admins only)."""
 
+from pathlib import Path
+
 import pytest
 import torch
+from django.core.files.base import ContentFile
 from rest_framework import status
 
 from rewards.models import RewardModel
 from tests.integration.tuning_support import (
     TINY_DATA,
     shapes_project,
+    tiny_checkpoint_bytes,
     tiny_tune_config,
     version_with_checkpoint,
 )
+from training.checkpoints import describe_version_id
 from tuning.models import TuningRun, TuningStep
 from tuning.services import RUN_TASK
 
@@ -61,6 +66,12 @@ def test_launch_queues_the_run_after_commit(
     ({}, {"eval_split": "train"}, "data.eval_split"),
     ({}, {"min_objects": 5, "max_objects": 2}, "data.min_objects"),
     ({}, {"data_dir": "../../etc"}, "data.data_dir"),
+    # Beyond the database's and the machine's range: refused, not a 500 or a dead worker.
+    ({"steps": 10**12}, {}, "config.steps"),
+    ({"threads": 10**9}, {}, "config.threads"),
+    ({"seed": 2**63}, {}, "config.seed"),
+    # Another project's exported images are not this run's to read: data is named by source.
+    ({}, {"data_dir": "tuning/runs/6/images"}, "data.data_dir"),
 ])
 def test_impossible_config_is_refused_with_its_field_and_nothing_queued(
     admin_api, shapes, mle, sent, django_capture_on_commit_callbacks, config, data, field
@@ -179,3 +190,39 @@ def test_only_project_admins_launch_cancel_or_see_runs(
     assert TuningRun.objects.count() == 1 and sent == []
     assert admin_api.get(base).status_code == 200
     assert admin_api.get("/api/tuning-runs/999999/").status_code == status.HTTP_404_NOT_FOUND
+
+
+@pytest.mark.parametrize("save_every", [0, 2**40])
+def test_save_every_out_of_range_is_refused(
+    admin_api, shapes, mle, sent, django_capture_on_commit_callbacks, save_every
+):
+    response = launch(admin_api, shapes, {"start_version": mle.pk, "save_every": save_every},
+                      django_capture_on_commit_callbacks)
+    assert response.status_code == status.HTTP_400_BAD_REQUEST
+    assert "save_every" in response.json()["errors"]
+    assert not TuningRun.objects.exists() and sent == []
+
+
+def test_a_launch_reads_no_checkpoint_file(
+    admin_api, shapes, mle, sent, django_capture_on_commit_callbacks
+):
+    """The checks read the version's columns: the file may even be gone from this machine."""
+    Path(mle.checkpoint.path).unlink()
+    response = launch(admin_api, shapes, {"start_version": mle.pk, "config": tiny_tune_config()},
+                      django_capture_on_commit_callbacks)
+    assert response.status_code == status.HTTP_201_CREATED, response.json()
+
+
+def test_a_checkpoint_no_worker_has_read_yet_is_refused_until_one_has(
+    admin_api, shapes, sent, django_capture_on_commit_callbacks
+):
+    uploaded = shapes.model_versions.create(name="uploaded")
+    uploaded.checkpoint.save("up.pt", ContentFile(tiny_checkpoint_bytes()))
+    response = launch(admin_api, shapes, {"start_version": uploaded.pk},
+                      django_capture_on_commit_callbacks)
+    assert response.status_code == status.HTTP_400_BAD_REQUEST
+    assert "not been read by a worker yet" in response.json()["errors"]["start_version"][0]
+    describe_version_id(uploaded.pk)
+    response = launch(admin_api, shapes, {"start_version": uploaded.pk},
+                      django_capture_on_commit_callbacks)
+    assert response.status_code == status.HTTP_201_CREATED, response.json()

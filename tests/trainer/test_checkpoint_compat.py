@@ -1,4 +1,5 @@
-"""Checkpoints written before the confidence readout existed still load; other gaps do not."""
+"""Checkpoints written before the confidence readout existed, or under the format's former
+name, still load; other gaps do not."""
 
 from __future__ import annotations
 
@@ -34,3 +35,14 @@ def test_checkpoint_missing_policy_weights_is_refused(tmp_path) -> None:
     _, checkpoint = saved_without(tmp_path, "head.")
     with pytest.raises(RuntimeError, match=r"head\.weight"):
         checkpoint.build()
+
+
+def test_checkpoint_under_the_format_s_former_name_loads(tmp_path) -> None:
+    original, _ = saved_without(tmp_path, "nothing.")
+    path = tmp_path / "old.pt"
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "tunelab-checkpoint/1"
+    payload["format"] = "tunelab-pix2seq-detection/1"
+    torch.save(payload, path)
+    model, _ = load_checkpoint(path).build()
+    assert torch.equal(model.head.weight, original.head.weight)

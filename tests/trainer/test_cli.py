@@ -69,6 +69,14 @@ def test_bad_settings_are_clean_errors(capsys, checkpoint) -> None:
     assert code == 2 and "give a command" in err
 
 
+def test_settings_that_rule_each_other_out_are_one_line_errors(capsys, checkpoint) -> None:
+    code, _, err = run(capsys, "tune", "--checkpoint", checkpoint, "--config", "samples=1")
+    assert code == 2 and "samples=1" in err and "baseline" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "tune", "--checkpoint", checkpoint, "--config", "threads=1000000")
+    assert code == 2 and "threads must be" in err
+
+
 def test_argparse_errors_exit_with_usage(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["eval"])  # --checkpoint is required

@@ -1,10 +1,10 @@
-"""Probes behind the detection ablations in docs/benchmarks.md (issue 2), on one checkpoint.
+"""Probes behind the detection ablations in docs/benchmarks.md, on one checkpoint.
 
-    .venv/bin/python bench/detection_probes.py errors CHECKPOINT      # where greedy boxes fail
-    .venv/bin/python bench/detection_probes.py oracle CHECKPOINT      # mAP if scores were true IoU
-    .venv/bin/python bench/detection_probes.py fixed-batch CHECKPOINT [--lr 1e-4] [--steps 200]
-    .venv/bin/python bench/detection_probes.py confidence CHECKPOINT [--lr 1e-3] [--steps 600]
-    .venv/bin/python bench/detection_probes.py hedge CHECKPOINT       # greedy boxes, top-k classes
+    python -m trainer.bench.detection_probes errors CHECKPOINT      # where greedy boxes fail
+    python -m trainer.bench.detection_probes oracle CHECKPOINT      # mAP if scores were true IoU
+    python -m trainer.bench.detection_probes fixed-batch CHECKPOINT [--lr 1e-4] [--steps 200]
+    python -m trainer.bench.detection_probes confidence CHECKPOINT [--lr 1e-3] [--steps 600]
+    python -m trainer.bench.detection_probes hedge CHECKPOINT       # greedy boxes, top-k classes
 
 `errors` sorts each held-out ground-truth box by what the greedy decode did with it (a same-class
 box at IoU >= 0.75, at 0.5-0.75, a box of another class at IoU >= 0.5, a box at IoU 0.1-0.5,
@@ -24,12 +24,9 @@ import argparse
 import collections
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.bench.detection import DATA, TUNE
 from trainer.eval.detection_metrics import coco_detection_metrics

@@ -1,6 +1,6 @@
-"""Probes behind the reward-model notes of `bench rlhf` in docs/benchmarks.md (issue 4).
+"""Probes behind the reward-model notes of `bench rlhf` in docs/benchmarks.md.
 
-    .venv/bin/python bench/rlhf_probes.py likelihood CHECKPOINT [--pairs 2000] [--noise 0.05]
+    python -m trainer.bench.rlhf_probes likelihood CHECKPOINT [--pairs 2000] [--noise 0.05]
 
 `likelihood`: on the benchmark's own pairs of CHECKPOINT's samples (the same seeds, so the
 same pairs as `bench rlhf` makes from that MLE checkpoint), how often judges that know only
@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.bench.detection import DATA, TUNE
 from trainer.bench.rlhf import DEFAULT_PAIRS, bench_preferences, label_gold_agreement
