@@ -11,7 +11,7 @@ from django.db import transaction
 
 from common.errors import ApplicationError
 from config.celery import app as celery_app
-from labeling.services import tasks_create
+from labeling.services.task_creation import tasks_create
 from projects.checkpoints import check_detection_checkpoint
 from projects.models import Candidate, ModelVersion
 from projects.selectors import items_of
