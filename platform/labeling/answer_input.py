@@ -33,9 +33,8 @@ ANSWER_FIELDS: dict[str, tuple[str, str]] = {
 _MODE_OF_FIELD = {name: mode for mode, (name, _) in ANSWER_FIELDS.items()}
 
 
+# POST answer's body, as the OpenAPI schema shows it (no docstring: the schema would show it).
 class AnswerInput(serializers.Serializer):
-    """POST answer's body, as the OpenAPI schema shows it."""
-
     answer = serializers.DictField(
         help_text='{"score": 1..5}, {"choice": "A" | "B" | "tie"} or {"ranking": [ids]}.'
     )

@@ -63,6 +63,7 @@ class AnswerOutput(serializers.Serializer):
     id = serializers.IntegerField()
     task = serializers.IntegerField(source="task_id")
     answer = serializers.DictField(
+        read_only=True,
         help_text='{"score": 1..5, "candidate": id}, {"choice": "A" | "B" | "tie"} or '
                   '{"ranking": [ids]}.'
     )
