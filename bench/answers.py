@@ -97,7 +97,7 @@ def build_project(args: argparse.Namespace) -> tuple[int, list[str]]:
     from rest_framework.authtoken.models import Token
 
     from labeling.models import Task, TaskCandidate
-    from labeling.services import tasks_create
+    from labeling.services.task_creation import tasks_create
     from projects.models import Candidate, Item, Role
     from projects.services import (
         item_create,

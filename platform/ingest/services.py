@@ -10,8 +10,8 @@ What lands where (docs/api.md has the candidate outputs):
 - ground truth -> `Item.ground_truth`: detection `{"objects": [{"bbox", "category_id"}]}`,
   captioning `{"captions": [...]}`, panoptic `{"png_url", "overlay_url", "segments"}`;
 - model outputs -> a new ModelVersion and one Candidate per image, then the queue's tasks
-  (`labeling.services.tasks_create`). Detection: every image of the instances file gets a
-  candidate (an image without results has no objects, as in COCO evaluation).
+  (`labeling.services.task_creation.tasks_create`). Detection: every image of the instances
+  file gets a candidate (an image without results has no objects, as in COCO evaluation).
 """
 
 from dataclasses import dataclass
@@ -22,7 +22,7 @@ from django.db import transaction
 
 from common.errors import ApplicationError
 from ingest.planning import ImportFiles, ImportPlan, import_plan
-from labeling.services import tasks_create
+from labeling.services.task_creation import tasks_create
 from projects.models import Item, Project
 from projects.services import candidate_create, item_create, model_version_get_or_create
 

@@ -3,22 +3,23 @@
 Each view validates its input with a serializer, calls one service or selector, and serializes
 the result; the rules live in labeling.services. Next task and answer, an annotator's every
 step, are served by the plain views of labeling.views (same contracts, a fraction of the CPU);
-their classes here document them in the OpenAPI schema, and their serializers check the input
-those views do not take as plain.
+their classes here document them in the OpenAPI schema, and their serializers (AnswerInput:
+labeling.answer_input, with the rest of an answer's rules) check the input those views do not
+take as plain.
 """
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.permissions import ADMINS, ANNOTATORS, project_for
-from labeling.models import Assignment, Comparison, Rating
+from labeling.answer_input import AnswerInput
+from labeling.models import Assignment
 from labeling.quality import project_quality
 from labeling.selectors import task_for, task_screen
-from labeling.services import answer_undo, task_skip
+from labeling.services.skip_and_undo import answer_undo, task_skip
 from projects.models import Project, RatingMode
 
 # --- Serializers ----------------------------------------------------------------------------
@@ -58,29 +59,17 @@ class NextTaskInput(serializers.Serializer):
     )
 
 
-class AnswerInput(serializers.Serializer):
-    answer = serializers.DictField(
-        help_text='{"score": 1..5}, {"choice": "A" | "B" | "tie"} or {"ranking": [ids]}.'
-    )
-    idempotency_key = serializers.CharField(max_length=64)
-    time_spent_ms = serializers.IntegerField(min_value=0, max_value=86_400_000, default=0)
-
-
 class AnswerOutput(serializers.Serializer):
     id = serializers.IntegerField()
     task = serializers.IntegerField(source="task_id")
-    answer = serializers.SerializerMethodField()
+    answer = serializers.DictField(
+        read_only=True,
+        help_text='{"score": 1..5, "candidate": id}, {"choice": "A" | "B" | "tie"} or '
+                  '{"ranking": [ids]}.'
+    )
     idempotency_key = serializers.CharField()
     time_spent_ms = serializers.IntegerField()
     created_at = serializers.DateTimeField()
-
-    @extend_schema_field(OpenApiTypes.OBJECT)
-    def get_answer(self, stored: Rating | Comparison) -> dict:
-        if isinstance(stored, Rating):
-            return {"score": stored.score, "candidate": stored.candidate_id}
-        if stored.choice is not None:
-            return {"choice": stored.choice}
-        return {"ranking": stored.ranking}
 
 
 class AnswerWithNextOutput(AnswerOutput):

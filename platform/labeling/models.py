@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from projects.models import Candidate, Item, Project
+from projects.models import Candidate, Item, Project, RatingMode
 
 
 class Task(models.Model):
@@ -149,6 +149,11 @@ class Comparison(Answer):
                 name="comparison_choice_xor_ranking",
             ),
         ]
+
+
+def answer_model(rating_mode: str) -> type[Rating | Comparison]:
+    """The model that stores a project's answers: Rating (scale), else Comparison."""
+    return Rating if rating_mode == RatingMode.SCALE else Comparison
 
 
 class AnswerProgress(models.Model):

@@ -2,11 +2,10 @@
 
 Building these queries with the ORM (Exists, Subquery, annotations) cost more CPU than running
 them. Each runs on PostgreSQL and SQLite; `FOR UPDATE ... SKIP LOCKED` is added where the
-database has it (PostgreSQL), SQLite's IMMEDIATE transactions serialise writers instead. Storing
-an answer is one statement on PostgreSQL (a data-modifying CTE) and three in one transaction on
-SQLite, which has no data-modifying CTEs. On PostgreSQL the answer endpoint's plain case runs
-these steps inside one call of a stored function instead (`answer_and_lease`, migration
-labeling 0002/0003); the functions here remain its path for everything else.
+database has it (PostgreSQL), SQLite's IMMEDIATE transactions serialise writers instead. On
+PostgreSQL an answer is stored by a stored function (labeling/sql/answer.sql), and the answer
+endpoint's plain case runs the answer, the next lease and its screen in one call of another
+(`answer_and_lease`); the statements here are its path for everything else.
 
 On PostgreSQL these statements bind their parameters server-side, so each connection prepares
 them once it has run them a few times (psycopg's `prepare_threshold`, config/settings_database.py)
@@ -14,16 +13,24 @@ and PostgreSQL stops planning them again: planning cost it 3 to 5 times the CPU 
 The ORM's statements bind client-side and are never prepared.
 """
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Model
 from django.utils.dateparse import parse_datetime
 
-from labeling.models import AnswerProgress, Assignment, AssignmentStatus, Task, TaskCandidate
-from projects.models import Candidate, Item, Membership, Project
+from labeling.answer_input import ParsedAnswer
+from labeling.models import (
+    AnswerProgress,
+    Assignment,
+    AssignmentStatus,
+    Task,
+    TaskCandidate,
+    answer_model,
+)
+from projects.models import Candidate, Item, Membership, Project, RatingMode
 
 TASK = Task._meta.db_table
 ASSIGNMENT = Assignment._meta.db_table
@@ -193,50 +200,35 @@ def lease_task(*, task_id: int, user_id: int, now: datetime, until: datetime) ->
 
 
 def store_answer(
-    *, model: type[Model], task_id: int, user_id: int, now: datetime, idempotency_key: str,
-    time_spent_ms: int, fields: dict,
+    *, task_id: int, user_id: int, answer: ParsedAnswer, candidate_id: int | None,
+    idempotency_key: str, time_spent_ms: int, now: datetime,
 ) -> int | None:
-    """Insert the answer, turn the user's lease on the task into an answer and count it on the
-    task, all or nothing: the new answer's id, or None, with nothing written, when the task is
-    not leased to the user, has all its answers already, or the answer meets a unique
-    constraint (its idempotency key was used). Never raises for those, so it may run inside
-    the caller's transaction.
+    """Insert the answer (a scale answer rates `candidate_id`), turn the user's lease on the
+    task into an answer and count it on the task, all or nothing: the new answer's id, or None,
+    with nothing written, when the task is not leased to the user, has all its answers already,
+    or the answer meets a unique constraint (its idempotency key was used). Never raises for
+    those, so it may run inside the caller's transaction.
 
-    The lease and the task are locked first and the task's room is checked on its latest
-    version: two requests of one annotator take the lease once, and a lease that ran out
-    cannot push a task past its overlap.
+    On PostgreSQL this is labeling_answer_store() (labeling/sql/answer.sql), which the answer
+    endpoint's one-call path runs too: it locks the lease and the task first and checks the
+    task's room on its latest version, so two requests of one annotator take the lease once
+    and a lease that ran out cannot push a task past its overlap. SQLite, whose IMMEDIATE
+    transactions serialise writers, runs the same steps as statements here.
     """
-    table = model._meta.db_table
-    names = ", ".join(model._meta.get_field(name).column for name in fields)
-    moment = _moment(now)
-    insert = f"""INSERT INTO {table}
-                     (task_id, annotator_id, idempotency_key, time_spent_ms, created_at, {names})"""
-    values = [user_id, idempotency_key, time_spent_ms, moment, *fields.values()]
+    ranking = None if answer.ranking is None else json.dumps(answer.ranking)
     if connection.vendor == "postgresql":
-        # Typed, as a value in a SELECT list is text unless said otherwise (a NULL ranking too).
-        marks = ", ".join(f"%s::{model._meta.get_field(name).db_type(connection)}"
-                          for name in fields)
-        row = _fetchone(
-            f"""WITH lease AS (
-                    SELECT a.id, a.task_id FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
-                    WHERE a.task_id = %s AND a.annotator_id = %s AND a.status = %s
-                      AND t.answer_count < t.answers_needed
-                    FOR UPDATE OF a, t
-                ), stored AS (
-                    {insert} SELECT task_id, %s, %s, %s, %s, {marks} FROM lease
-                    ON CONFLICT DO NOTHING
-                    RETURNING id
-                ), counted AS (
-                    UPDATE {TASK} SET answer_count = answer_count + 1
-                    WHERE id IN (SELECT task_id FROM lease) AND EXISTS (SELECT 1 FROM stored)
-                ), taken AS (
-                    UPDATE {ASSIGNMENT} SET status = %s, lease_expires_at = NULL, updated_at = %s
-                    WHERE id IN (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM stored)
-                )
-                SELECT id FROM stored""",
-            [task_id, user_id, LEASED, *values, ANSWERED, moment],
-        )
-        return None if row is None else row[0]
+        return _fetchone(
+            """SELECT labeling_answer_store(
+                   %s::integer, %s::bigint, %s::text, %s::bigint, %s::integer, %s::text,
+                   %s::jsonb, %s::text, %s::integer, %s::timestamptz)""",
+            [user_id, task_id, answer.rating_mode, candidate_id, answer.score, answer.choice,
+             ranking, idempotency_key, time_spent_ms, now],
+        )[0]
+    model = answer_model(answer.rating_mode)
+    fields = ({"candidate_id": candidate_id, "score": answer.score}
+              if answer.rating_mode == RatingMode.SCALE
+              else {"choice": answer.choice, "ranking": ranking})
+    moment = _moment(now)
     with transaction.atomic(), _cursor() as cursor:
         cursor.execute(
             f"""SELECT 1 FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
@@ -246,8 +238,14 @@ def store_answer(
         )
         if cursor.fetchone() is None:
             return None
-        cursor.execute(f"{insert} VALUES (%s, {', '.join(['%s'] * (4 + len(fields)))}) "
-                       "ON CONFLICT DO NOTHING RETURNING id", [task_id, *values])
+        cursor.execute(
+            f"""INSERT INTO {model._meta.db_table}
+                    (task_id, annotator_id, idempotency_key, time_spent_ms, created_at,
+                     {", ".join(fields)})
+                VALUES ({", ".join(["%s"] * (5 + len(fields)))})
+                ON CONFLICT DO NOTHING RETURNING id""",
+            [task_id, user_id, idempotency_key, time_spent_ms, moment, *fields.values()],
+        )
         row = cursor.fetchone()
         if row is None:
             return None
@@ -262,13 +260,13 @@ def store_answer(
 
 
 def answer_and_lease(
-    *, user_id: int, task_id: int, roles: Sequence[str], mode: str, score: int | None,
-    choice: str | None, idempotency_key: str, time_spent_ms: int, now: datetime,
-    until: datetime, since: datetime, after: int | None,
+    *, user_id: int, task_id: int, roles: Sequence[str], answer: ParsedAnswer,
+    idempotency_key: str, time_spent_ms: int, now: datetime, until: datetime, since: datetime,
+    after: int | None,
 ) -> list[tuple]:
-    """PostgreSQL only: a scale (`score`) or pairwise (`choice`) answer, the first try at the
-    user's next lease and that task's screen rows, in one call of labeling_answer_and_lease()
-    (migration labeling 0002, which says what it does). Rows (answer id, the scale answer's
+    """PostgreSQL only: a scale or pairwise answer, the first try at the user's next lease and
+    that task's screen rows, in one call of labeling_answer_and_lease() (labeling/sql/answer.sql,
+    which says what it does). Rows (answer id, the scale answer's
     candidate id, project id, next task id, its lease's expiry, then screen_rows' columns); the
     next task's columns NULL when the try found none; no rows, with nothing written, when the
     case is not plain."""
@@ -276,8 +274,8 @@ def answer_and_lease(
         """SELECT * FROM labeling_answer_and_lease(
                %s::integer, %s::bigint, %s::text[], %s::text, %s::integer, %s::text, %s::text,
                %s::integer, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::bigint)""",
-        [user_id, task_id, list(roles), mode, score, choice, idempotency_key, time_spent_ms,
-         now, until, since, after],
+        [user_id, task_id, list(roles), answer.rating_mode, answer.score, answer.choice,
+         idempotency_key, time_spent_ms, now, until, since, after],
     )
 
 
@@ -320,13 +318,6 @@ def screen_rows(*, task_id: int, user_id: int, project_id: int, since: datetime)
             ORDER BY s.position""",
         [*params, user_id, project_id, task_id],
     )
-
-
-def answered_counts(*, project_id: int, user_id: int, since: datetime) -> tuple[int, int]:
-    """(answered since `since` (midnight UTC), answered in all) in the project, for one
-    annotator."""
-    done, params = _done_sql(since)
-    return _fetchone(done, [*params, user_id, project_id])
 
 
 def task_count(*, project_id: int) -> int:

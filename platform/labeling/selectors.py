@@ -1,4 +1,5 @@
-"""Reads for labeling: a task as the annotator sees it, their progress, tasks by id for a user."""
+"""Reads for labeling: a task as the annotator sees it (with their progress), tasks by id for a
+user."""
 
 import json
 import time
@@ -14,13 +15,7 @@ from rest_framework import status
 
 from common.errors import ApplicationError
 from labeling.models import Assignment, Task
-from labeling.queue_sql import (
-    answered_counts,
-    project_mode_and_role,
-    screen_rows,
-    task_count,
-    task_with_role,
-)
+from labeling.queue_sql import project_mode_and_role, screen_rows, task_count, task_with_role
 from projects.models import Project
 
 # A project's task count, per process, for the progress line: counting every task on every
@@ -145,16 +140,6 @@ def _task_total(project_id: int) -> int:
 
 def start_of_day() -> datetime:
     return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def progress_of(*, user_id: int, project_id: int) -> Progress:
-    """Answers given today (UTC) and in all, out of the project's tasks."""
-    today, done = answered_counts(project_id=project_id, user_id=user_id, since=start_of_day())
-    return Progress(done_today=today, done=done, total=_task_total(project_id))
-
-
-def progress_for(*, user: AbstractBaseUser, project: Project) -> Progress:
-    return progress_of(user_id=user.pk, project_id=project.pk)
 
 
 def lease_screen(*, lease: Lease, user_id: int, project_id: int, rating_mode: str) -> TaskScreen:

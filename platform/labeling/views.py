@@ -1,10 +1,10 @@
 """The annotation queue's hot endpoints, next task and answer, as plain Django views.
 
 They keep the contracts of DRF views (docs/api.md; common.plain_api for authentication, CSRF
-and errors) and check their input with the same serializers (labeling.api) whenever a request is
-not the plain case, so every error is the one DRF gives. What they do is in labeling.services;
-on PostgreSQL a plain answer is one database call (services.answer_at_once), anything else the
-usual path.
+and errors) and check their input as the serializers do (labeling.answer_input, and
+labeling.api's for `?after=`) whenever a request is not the plain case, so every error is the
+one DRF gives. What they do is in labeling.services; on PostgreSQL a plain answer is one
+database call (answers.answer_at_once), anything else the usual path.
 """
 
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -19,10 +19,10 @@ from common.plain_api import (
     validated,
 )
 from labeling import api
+from labeling.answer_input import answer_body_parse
 from labeling.selectors import Lease, TaskScreen, answer_target, lease_screen, project_mode
-from labeling.services import StoredAnswer, answer_and_lease_next, answer_at_once, lease_next
-
-MAX_TIME_SPENT_MS = 86_400_000
+from labeling.services.answers import StoredAnswer, answer_and_lease_next, answer_at_once
+from labeling.services.leases import lease_next
 
 
 def _after(query: QueryDict) -> int | None:
@@ -33,22 +33,6 @@ def _after(query: QueryDict) -> int | None:
     if raw.isascii() and raw.isdigit() and int(raw) >= 1:
         return int(raw)
     return validated(api.NextTaskInput, query).get("after")
-
-
-def _answer_input(data: object) -> dict:
-    """The answer body, checked as AnswerInput does (the serializer itself unless plain)."""
-    if type(data) is dict:
-        answer = data.get("answer")
-        key = data.get("idempotency_key")
-        spent = data.get("time_spent_ms", 0)
-        if (
-            type(answer) is dict
-            and type(key) is str and 0 < len(key) <= 64
-            and key.isascii() and key.isprintable() and key == key.strip()
-            and type(spent) is int and 0 <= spent <= MAX_TIME_SPENT_MS
-        ):
-            return {"answer": answer, "idempotency_key": key, "time_spent_ms": spent}
-    return validated(api.AnswerInput, data)
 
 
 def screen_json(screen: TaskScreen) -> dict:
@@ -94,18 +78,18 @@ def next_task(request: HttpRequest, project_id: int) -> HttpResponse:
 @plain_api(methods=("POST",), documented_by=api.AnswerApi)
 def answer(request: HttpRequest, task_id: int) -> HttpResponse:
     user_id = authenticated_user_id(request)
-    body = _answer_input(json_body(request))
+    body = answer_body_parse(json_body(request))
     after = _after(request.GET)
-    at_once = answer_at_once(user_id=user_id, task_id=task_id, roles=ANNOTATORS, after=after,
-                             **body)
+    answered = {"answer": body.answer, "idempotency_key": body.idempotency_key,
+                "time_spent_ms": body.time_spent_ms, "after": after}
+    at_once = answer_at_once(user_id=user_id, task_id=task_id, roles=ANNOTATORS, **answered)
     if at_once is not None:
         stored, screen = at_once
         data = answer_json(stored)
         data["next_task"] = None if screen is None else screen_json(screen)
         return json_response(data, status=201)
     target = answer_target(user_id=user_id, task_id=task_id, roles=ANNOTATORS)
-    stored, created, lease = answer_and_lease_next(user_id=user_id, target=target, after=after,
-                                                   **body)
+    stored, created, lease = answer_and_lease_next(user_id=user_id, target=target, **answered)
     data = answer_json(stored)
     data["next_task"] = _screen(lease, user_id=user_id, project_id=target.project_id,
                                 mode=target.rating_mode)

@@ -8,7 +8,7 @@ candidate once.
 
 from django.db import transaction
 
-from labeling.services import tasks_create
+from labeling.services.task_creation import tasks_create
 from projects.models import Candidate, ModelVersion
 from projects.selectors import items_of
 from projects.services import candidate_create

@@ -21,7 +21,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from labeling.services import tasks_create
+from labeling.services.task_creation import tasks_create
 from projects.models import Project, Role
 from projects.services import (
     candidate_create,

@@ -16,7 +16,9 @@ from pathlib import Path
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from labeling.services import answer_submit, next_task_for, tasks_create
+from labeling.services.answers import answer_submit
+from labeling.services.leases import next_task_for
+from labeling.services.task_creation import tasks_create
 from projects.models import ModelVersion, Project, RatingMode, Role
 from projects.services import (
     candidate_create,

@@ -29,7 +29,7 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from labeling.models import Task
-from labeling.services import key_candidate_ids, tasks_create
+from labeling.services.task_creation import key_candidate_ids, tasks_create
 from projects.models import Project, RatingMode, Role
 from projects.services import (
     candidate_create,

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from labeling.models import Comparison, Rating
-from labeling.services import answer_submit, next_task_for, tasks_create
+from labeling.services.answers import answer_submit
+from labeling.services.leases import next_task_for
+from labeling.services.task_creation import tasks_create
 from projects.models import Project, RatingMode
 
 pytestmark = pytest.mark.django_db

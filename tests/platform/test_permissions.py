@@ -7,7 +7,7 @@ from django.test import RequestFactory
 from rest_framework.authtoken.models import Token
 
 from labeling.models import Comparison
-from labeling.services import next_task_for
+from labeling.services.leases import next_task_for
 from projects.models import Role
 from projects.services import membership_set
 
@@ -92,7 +92,7 @@ def test_session_posts_need_the_csrf_token(api_client_for, annotator, project):
 
 def test_django_admin_lists_everything_for_staff_only(client, make_user, project, annotator,
                                                      valid_answer):
-    from labeling.services import answer_submit
+    from labeling.services.answers import answer_submit
 
     lease = next_task_for(user=annotator, project=project)
     answer_submit(user=annotator, task=lease.task, answer=valid_answer(lease.task),

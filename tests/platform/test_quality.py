@@ -4,7 +4,8 @@ ranking agreement on hand-counted cases, and the quality endpoint on real answer
 import pytest
 
 from labeling.quality import krippendorff_alpha
-from labeling.services import answer_submit, next_task_for
+from labeling.services.answers import answer_submit
+from labeling.services.leases import next_task_for
 from projects.models import RatingMode
 
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section E: four observers,

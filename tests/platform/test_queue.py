@@ -7,13 +7,10 @@ from django.utils import timezone
 
 from common.errors import ApplicationError
 from labeling.models import Assignment, Comparison, Rating, Task
-from labeling.services import (
-    answer_submit,
-    answer_undo,
-    next_task_for,
-    task_skip,
-    tasks_create,
-)
+from labeling.services.answers import answer_submit
+from labeling.services.leases import next_task_for
+from labeling.services.skip_and_undo import answer_undo, task_skip
+from labeling.services.task_creation import tasks_create
 from projects.models import RatingMode
 
 

@@ -21,13 +21,8 @@ from labeling.models import (
     Task,
 )
 from labeling.selectors import answer_target
-from labeling.services import (
-    answer_and_lease_next,
-    answer_at_once,
-    answer_submit,
-    lease_next,
-    next_task_for,
-)
+from labeling.services.answers import answer_and_lease_next, answer_at_once, answer_submit
+from labeling.services.leases import lease_next, next_task_for
 from projects.models import RatingMode
 
 pytestmark = [

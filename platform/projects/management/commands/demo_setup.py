@@ -27,7 +27,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from PIL import Image
 
-from labeling.services import tasks_create
+from labeling.services.task_creation import tasks_create
 from projects.models import Candidate, Item, Project, RatingMode, Role, VisionTask
 from projects.services import (
     candidate_create,
