@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
@@ -74,7 +75,7 @@ def media_rule(name: str) -> MediaRule | None:
     return None
 
 
-def _user(request: HttpRequest):
+def _user(request: HttpRequest) -> AbstractBaseUser | None:
     """The session's user, or a token's (API clients fetch the URLs the API hands them)."""
     if request.user.is_authenticated:
         return request.user
@@ -85,7 +86,7 @@ def _user(request: HttpRequest):
     return found[0] if found else None
 
 
-def _may_read(user, rule: MediaRule) -> bool:
+def _may_read(user: AbstractBaseUser, rule: MediaRule) -> bool:
     # Superusers see every project in the Django admin, thumbnails included.
     return user.is_superuser or Membership.objects.filter(
         project_id=rule.project_id, user=user, role__in=rule.roles
