@@ -1,5 +1,6 @@
 """gunicorn settings for Tunelab's web server on a small machine (2 cores):
-`gunicorn config.wsgi -c scripts/gunicorn.conf.py` (bench/answers.py uses it). Flags override.
+`gunicorn config.wsgi -c scripts/gunicorn.conf.py` (docker-compose.yml, `make run` through
+scripts/serve.sh, and bench/answers.py use it). Flags override.
 
 Threads carry the concurrency: a request spends much of its time waiting on PostgreSQL (and its
 commits), and an annotator's keep-alive connection stays open between answers. One process per
@@ -13,6 +14,10 @@ worker_class = "gthread"
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 threads = int(os.environ.get("WEB_THREADS", "8"))
 keepalive = 5  # seconds an idle keep-alive connection is kept
+timeout = 120  # seconds a request may run before its worker is restarted (large imports)
+# No control socket: it is one path per user ($HOME/.gunicorn), which several servers on one
+# machine (`make run`, the answer benchmark) would take from each other; nothing uses it.
+control_socket_disable = True
 backlog = 256
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Start the web server and a real Celery worker; Ctrl-C stops both.
+# Start the web server and a real Celery worker; Ctrl-C stops both. The web server is the one a
+# deployment runs (gunicorn, scripts/gunicorn.conf.py): a bounded pool of threads, so of
+# database connections; under DEBUG it also serves the static files (config/urls.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+PY="${PY:-.venv/bin/python}"
 PORT="${PORT:-8000}"
 export PYTHONPATH="$PWD/platform${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -18,7 +20,9 @@ trap stop INT TERM EXIT
 
 "$PY" -m celery -A config worker --loglevel=info --concurrency=1 -Q default,gpu &
 pids+=($!)
-"$PY" manage.py runserver "127.0.0.1:$PORT" --noreload &
+# A short graceful timeout: Ctrl-C on a laptop need not wait for a slow request to finish.
+"$PY" -m gunicorn config.wsgi -c scripts/gunicorn.conf.py --bind "127.0.0.1:$PORT" \
+    --graceful-timeout 5 &
 pids+=($!)
 
 echo

@@ -47,3 +47,6 @@ def project_for(
 ANY_MEMBER = (Role.ADMIN, Role.ANNOTATOR, Role.VIEWER)
 ANNOTATORS = (Role.ADMIN, Role.ANNOTATOR)
 ADMINS = (Role.ADMIN,)
+# Who may see what an annotator must not, to keep comparisons blind and answers unprompted:
+# which model version made an output, and the ground truth.
+SEES_PROVENANCE = (Role.ADMIN, Role.VIEWER)

@@ -34,4 +34,10 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 _hosts = env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 ALLOWED_HOSTS = [host for host in _hosts.split(",") if host]
 MEDIA_ROOT = Path(env_str("TUNELAB_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
+# nginx sends media files itself once the media view has checked who asks (X-Accel-Redirect).
+MEDIA_ACCEL = env_bool("TUNELAB_MEDIA_ACCEL", default=False)
+# The site is reached over HTTPS only, through a proxy that terminates TLS and says so in
+# X-Forwarded-Proto: secure cookies, HSTS for HSTS_SECONDS, plain HTTP redirected.
+HTTPS = env_bool("DJANGO_HTTPS", default=False)
+HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
 CELERY_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -3,6 +3,7 @@
 from config import env
 from config.settings_celery import *  # noqa: F403
 from config.settings_database import DATABASES  # noqa: F401
+from config.settings_security import *  # noqa: F403
 
 BASE_DIR = env.REPO_ROOT
 DEBUG = env.DEBUG
@@ -75,6 +76,7 @@ STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
 STATIC_ROOT = env.DATA_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.MEDIA_ROOT
+TUNELAB_MEDIA_ACCEL = env.MEDIA_ACCEL  # common.media
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "login"

@@ -1,11 +1,13 @@
-"""Root URLs: the admin, the REST API with its OpenAPI schema, and the annotator UI."""
+"""Root URLs: the admin, the REST API with its OpenAPI schema, the annotator UI and media."""
 
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
+
+from common.media import media_file
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -21,9 +23,12 @@ urlpatterns = [
     path("api/", include("tuning.urls")),
     path("tuning/", include("tuning.page_urls")),
     path("rewards/", include("rewards.page_urls")),
+    # Media only through the view that checks who asks, in development as behind nginx.
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", media_file, name="media"),
     path("", include("annotate.urls")),
     # The platform's apps add their `path("api/...", include(...))` and UI routes here.
 ]
 
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# Static files from the apps' folders under DEBUG (`make run`'s gunicorn); nginx serves the
+# collected ones in a deployment, and this adds nothing outside DEBUG.
+urlpatterns += staticfiles_urlpatterns()

@@ -7,7 +7,6 @@ whole selection with constant memory.
 from datetime import UTC, datetime, time
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import StreamingHttpResponse
 from django.utils.dateparse import parse_date, parse_datetime
@@ -21,7 +20,12 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from common.permissions import ADMINS, project_for
-from exports.selectors import ExportFilters, answer_count, answers_for_export
+from exports.selectors import (
+    ExportFilters,
+    answer_count,
+    answers_for_export,
+    project_annotator,
+)
 from exports.writers import csv_chunks, jsonl_chunks, rows_as_dicts
 from projects.models import ModelVersion, Project
 
@@ -74,9 +78,10 @@ class ExportQuerySerializer(serializers.Serializer):
         return version
 
     def validate_annotator(self, username: str) -> AbstractBaseUser:
-        user = get_user_model().objects.filter(username=username).first()
+        user = project_annotator(project=self.context["project"], username=username)
         if user is None:
-            raise serializers.ValidationError(f"No user named {username!r}.")
+            raise serializers.ValidationError(
+                f"No annotator named {username!r} in this project.")
         return user
 
     def validate(self, attrs: dict) -> dict:

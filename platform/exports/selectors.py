@@ -16,7 +16,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import CharField, Exists, Func, OuterRef, QuerySet
+from django.db.models import CharField, Exists, Func, OuterRef, Q, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
 from labeling.models import Comparison, Rating, TaskCandidate
@@ -66,6 +66,17 @@ class ExportFilters:
     annotator: AbstractBaseUser | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+def project_annotator(*, project: Project, username: str) -> AbstractBaseUser | None:
+    """The user named `username` if they belong to the project's answers: a member, or someone
+    who answered in it and has since left. Anyone else is None, whether or not the name exists:
+    a project admin learns nothing of the accounts outside their project."""
+    answered = Q(Exists(Rating.objects.filter(task__project=project, annotator=OuterRef("pk"))))
+    answered |= Q(Exists(
+        Comparison.objects.filter(task__project=project, annotator=OuterRef("pk"))))
+    return (get_user_model().objects.filter(username=username)
+            .filter(Q(memberships__project=project) | answered).first())
 
 
 def _filtered(queryset: QuerySet, project: Project, filters: ExportFilters) -> QuerySet:

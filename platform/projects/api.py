@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.permissions import ANY_MEMBER, project_for
+from common.permissions import ANY_MEMBER, SEES_PROVENANCE, project_for
 from projects.models import Candidate, Item, Project, Role
 from projects.selectors import candidates_of, items_of, projects_for_user
 
@@ -23,25 +23,39 @@ class ProjectOutput(serializers.ModelSerializer):
                   "categories", "role"]
 
 
-class ItemOutput(serializers.ModelSerializer):
+class WithoutProvenance(serializers.ModelSerializer):
+    """Leaves `Meta.provenance` fields out for a caller who may not see them (an annotator):
+    the keys themselves are absent, not null. The view puts the caller's role in the context."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        if self.context.get("role") not in SEES_PROVENANCE:
+            for name in self.Meta.provenance:
+                fields.pop(name)
+        return fields
+
+
+class ItemOutput(WithoutProvenance):
     image_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Item
         fields = ["id", "file_name", "image_url", "width", "height", "ground_truth"]
+        provenance = ["ground_truth"]
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_image_url(self, item: Item) -> str:
         return item.image.url
 
 
-class CandidateOutput(serializers.ModelSerializer):
+class CandidateOutput(WithoutProvenance):
     model_version_name = serializers.CharField(source="model_version.name", read_only=True)
     output = serializers.JSONField()
 
     class Meta:
         model = Candidate
         fields = ["id", "item", "model_version", "model_version_name", "sample_index", "output"]
+        provenance = ["model_version", "model_version_name"]
 
 
 class ProjectListApi(APIView):
@@ -57,14 +71,28 @@ class ProjectDetailApi(APIView):
         return Response(ProjectOutput(project).data)
 
 
-class ItemListApi(generics.ListAPIView):
-    """The project's items (images), paginated."""
+class MemberListApi(generics.ListAPIView):
+    """A list of one project's rows, for any member; the serializer learns the caller's role."""
+
+    def get_serializer_context(self) -> dict:
+        # The OpenAPI schema is built without a request: it documents every field.
+        fake = getattr(self, "swagger_fake_view", False)
+        role = Role.ADMIN if fake else self.project.role
+        return {**super().get_serializer_context(), "role": role}
+
+    def get_queryset(self):
+        self.project = project_for(self.request.user, self.kwargs["project_id"],
+                                   roles=ANY_MEMBER)
+        return self.rows(self.project)
+
+
+class ItemListApi(MemberListApi):
+    """The project's items (images), paginated; `ground_truth` is left out for annotators."""
 
     serializer_class = ItemOutput
 
-    def get_queryset(self):
-        return items_of(project_for(self.request.user, self.kwargs["project_id"],
-                                    roles=ANY_MEMBER))
+    def rows(self, project: Project):
+        return items_of(project)
 
 
 class CandidateFilter(serializers.Serializer):
@@ -73,13 +101,13 @@ class CandidateFilter(serializers.Serializer):
 
 
 @extend_schema(parameters=[CandidateFilter])
-class CandidateListApi(generics.ListAPIView):
-    """The project's candidates (model outputs), paginated; `?item=` for one item's."""
+class CandidateListApi(MemberListApi):
+    """The project's candidates (model outputs), paginated; `?item=` for one item's. Annotators
+    get neither `model_version` nor `model_version_name`: their comparisons stay blind."""
 
     serializer_class = CandidateOutput
 
-    def get_queryset(self):
-        project = project_for(self.request.user, self.kwargs["project_id"], roles=ANY_MEMBER)
+    def rows(self, project: Project):
         query = CandidateFilter(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return candidates_of(project, item_id=query.validated_data.get("item"))

@@ -54,6 +54,28 @@ def test_gpu_worker_takes_the_training_tasks_one_at_a_time_on_a_reserved_gpu(com
     assert "beat" in compose["services"]["beat"]["command"]
 
 
+def test_nginx_serves_media_only_when_the_web_server_says_so(compose):
+    """No public location maps /media/ to the files: /media/ is proxied to the media view,
+    whose X-Accel-Redirect names nginx's internal location."""
+    from common.media import ACCEL_PREFIX
+
+    nginx = compose["configs"]["nginx"]["content"]
+    locations = dict(re.findall(r"location (\S+) \{([^}]*)\}", nginx))
+    assert "/media/" not in locations
+    assert "internal;" in locations[ACCEL_PREFIX]
+    assert "alias /srv/media/;" in locations[ACCEL_PREFIX]
+    assert "proxy_pass http://web:8000;" in locations["/"]
+    web = compose["services"]["web"]
+    assert web["environment"]["TUNELAB_MEDIA_ACCEL"] == "1"
+    assert "media:/srv/media:ro" in compose["services"]["proxy"]["volumes"]
+
+
+def test_https_is_a_setting_and_the_health_check_passes_its_redirect(compose):
+    web = compose["services"]["web"]
+    assert web["environment"]["DJANGO_HTTPS"] == "${DJANGO_HTTPS:-0}"
+    assert "'X-Forwarded-Proto': 'https'" in " ".join(web["healthcheck"]["test"])
+
+
 def test_the_image_pins_torch_as_the_makefile_does():
     pin = re.compile(r"torch==([\d.]+)")
     dockerfile = (REPO / "Dockerfile").read_text()

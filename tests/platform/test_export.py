@@ -12,7 +12,7 @@ from labeling.models import Comparison, Rating
 from labeling.services.answers import answer_submit
 from labeling.services.leases import next_task_for
 from labeling.services.task_creation import tasks_create
-from projects.models import Project, RatingMode
+from projects.models import Membership, Project, RatingMode
 
 pytestmark = pytest.mark.django_db
 
@@ -240,6 +240,26 @@ def test_bad_filters_answer_400_with_the_field(project_admin, scale_project, exp
     assert response.status_code == 400
     body = response.json()
     assert field in body["errors"] and body["detail"]
+
+
+def test_the_annotator_filter_tells_nothing_of_users_outside_the_project(
+        project_admin, scale_project, export, make_user):
+    """An unknown name and another project's member (`outsider`) answer alike: the export does
+    not say who has an account elsewhere."""
+    answers = {name: export(project_admin, scale_project, annotator=name)
+               for name in ("nobody", "outsider")}
+    bodies = {name: response.json() for name, response in answers.items()}
+    assert {response.status_code for response in answers.values()} == {400}
+    for name, body in bodies.items():
+        assert body == {"detail": f"annotator: No annotator named {name!r} in this project.",
+                        "errors": {"annotator": [f"No annotator named {name!r} in this project."]}}
+
+
+def test_the_annotator_filter_keeps_the_answers_of_one_who_left_the_project(
+        project_admin, scale_project, export, bob):
+    Membership.objects.filter(project=scale_project, user=bob).delete()
+    rows = _rows(export(project_admin, scale_project, annotator="bob"))
+    assert [row["annotator"] for row in rows] == ["bob"]
 
 
 @pytest.mark.parametrize(

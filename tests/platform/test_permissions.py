@@ -1,15 +1,24 @@
 """Who may read and answer: anonymous (401), a member of another project (404, nothing leaks),
-a viewer (reads, cannot answer), an annotator (reads and answers, no quality page), an admin."""
+a viewer (reads, cannot answer), an annotator (reads and answers, no quality page), an admin;
+and who may fetch the project's media files (the anonymous are sent to the login page)."""
+
+from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.middleware.csrf import get_token
 from django.test import RequestFactory
 from rest_framework.authtoken.models import Token
+from tuning.execute import run_checkpoint_name
 
 from labeling.models import Comparison
 from labeling.services.leases import next_task_for
 from projects.models import Role
 from projects.services import membership_set
+from tuning.models import TuningRun
+from tuning.project_data import project_images_folder
 
 ROLES = ["anonymous", "outsider", "viewer", "annotator", "admin"]
 # Expected status per endpoint, in the order of ROLES.
@@ -40,6 +49,66 @@ def test_reads(clients, project, endpoint):
         if expected == 401:
             assert response.json()["detail"]
             assert response.headers["WWW-Authenticate"].startswith("Token")
+
+
+# Expected status per media file, in the order of ROLES: 302 sends the anonymous to log in.
+MEDIA = {
+    "item image": [302, 404, 200, 200, 200],
+    "imported output": [302, 404, 200, 200, 200],
+    "ground truth file": [302, 404, 200, 404, 200],
+    "model checkpoint": [302, 404, 404, 404, 200],
+    "run instances.json": [302, 404, 404, 404, 200],
+    "run image export": [302, 404, 404, 404, 200],
+    "run checkpoint": [302, 404, 404, 404, 200],
+    "run sample image": [302, 404, 404, 404, 200],
+}
+
+
+@pytest.fixture
+def media_files(project, png_bytes) -> dict[str, tuple[str, bytes]]:
+    """One file of each kind the platform writes for the project, at the names its code
+    gives them: {kind: (URL, bytes)}."""
+    item = project.items.order_by("id").first()
+    version = project.model_versions.order_by("id").first()
+    version.checkpoint.save("mle.pt", ContentFile(b"weights of the mle"))
+    run = TuningRun.objects.create(project=project, start_version=version)
+    images = project_images_folder(run)
+    checkpoint = Path(settings.MEDIA_ROOT) / run_checkpoint_name(run.pk)
+    checkpoint.write_bytes(b"weights of the tuned model")
+
+    def stored(name: str, data: bytes) -> str:
+        return default_storage.save(name, ContentFile(data))
+
+    names = {
+        "item image": item.image.name,
+        "imported output": stored(f"projects/{project.pk}/outputs/{version.pk}/a.png",
+                                  png_bytes(8, 8)),
+        "ground truth file": stored(f"projects/{project.pk}/ground_truth/a.png",
+                                    png_bytes(9, 9)),
+        "model checkpoint": version.checkpoint.name,
+        "run instances.json": (images / "instances.json").relative_to(settings.MEDIA_ROOT),
+        "run image export": next(images.glob("*.png")).relative_to(settings.MEDIA_ROOT),
+        "run checkpoint": run_checkpoint_name(run.pk),
+        "run sample image": stored(f"tuning/runs/{run.pk}/samples/0.png", png_bytes(7, 7)),
+    }
+    return {kind: (default_storage.url(str(name)),
+                   (Path(settings.MEDIA_ROOT) / name).read_bytes())
+            for kind, name in names.items()}
+
+
+def test_media_files_reach_only_those_who_may_see_them(clients, media_files):
+    assert set(media_files) == set(MEDIA)
+    leaks = []
+    for kind, (url, data) in media_files.items():
+        for role, expected in zip(ROLES, MEDIA[kind], strict=True):
+            response = clients[role][1].get(url)
+            body = (b"".join(response.streaming_content) if response.streaming
+                    else response.content)
+            if response.status_code != expected or (data in body) != (expected == 200):
+                leaks.append((kind, role, response.status_code))
+            if expected == 302:
+                assert response["Location"].startswith(f"/login/?next={url}")
+    assert leaks == []
 
 
 def test_project_list(clients, project):
