@@ -18,8 +18,8 @@ from tests.integration.tuning_support import (
 )
 from tests.integration.workers import STALE_S, wait_for
 from trainer.train.checkpoint import load_checkpoint
-from training.tuning_run import run_checkpoint_name
 from tuning.models import TuningRun, TuningStep
+from tuning.services import run_checkpoint_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

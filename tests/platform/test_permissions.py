@@ -11,14 +11,14 @@ from django.core.files.storage import default_storage
 from django.middleware.csrf import get_token
 from django.test import RequestFactory
 from rest_framework.authtoken.models import Token
-from tuning.execute import run_checkpoint_name
 
 from labeling.models import Comparison
 from labeling.services.leases import next_task_for
 from projects.models import Role
 from projects.services import membership_set
+from training.project_images import project_images_folder
 from tuning.models import TuningRun
-from tuning.project_data import project_images_folder
+from tuning.services import run_checkpoint_name
 
 ROLES = ["anonymous", "outsider", "viewer", "annotator", "admin"]
 # Expected status per endpoint, in the order of ROLES.
