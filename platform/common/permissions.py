@@ -12,17 +12,6 @@ from common.errors import ApplicationError
 from projects.models import Membership, Project, Role
 
 
-def project_role(user: AbstractBaseUser | AnonymousUser, project: Project) -> str | None:
-    """The user's role in the project, or None when they are not a member."""
-    if not user.is_authenticated:
-        return None
-    return (
-        Membership.objects.filter(project=project, user=user)
-        .values_list("role", flat=True)
-        .first()
-    )
-
-
 def project_for(
     user: AbstractBaseUser | AnonymousUser, project_id: int, *, roles: tuple[str, ...]
 ) -> Project:

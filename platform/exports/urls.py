@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from exports.apis import ExportApi
+from exports.api import ExportApi
 
 urlpatterns = [
     path("projects/<int:project_id>/export/", ExportApi.as_view(), name="project-export"),
