@@ -47,3 +47,5 @@ def project_for(
 ANY_MEMBER = (Role.ADMIN, Role.ANNOTATOR, Role.VIEWER)
 ANNOTATORS = (Role.ADMIN, Role.ANNOTATOR)
 ADMINS = (Role.ADMIN,)
+# Who may read a project's results (runs, versions) without changing anything.
+READERS = (Role.ADMIN, Role.VIEWER)

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "exports",
     "rewards",
     "tuning",
+    "console",
 ]
 
 MIDDLEWARE = [

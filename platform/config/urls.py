@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/", include("tuning.urls")),
     path("tuning/", include("tuning.page_urls")),
     path("rewards/", include("rewards.page_urls")),
+    path("projects/<int:project_id>/", include("console.urls")),
     path("", include("annotate.urls")),
     # The platform's apps add their `path("api/...", include(...))` and UI routes here.
 ]
