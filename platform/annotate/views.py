@@ -8,18 +8,15 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from common.errors import ApplicationError
-from common.permissions import ADMINS, ANNOTATORS, project_for
+from common.permissions import ANNOTATORS, project_for
 from projects.selectors import projects_for_user
 
 
 @login_required
 def project_picker(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "annotate/project_picker.html",
-        {"projects": projects_for_user(request.user), "annotator_roles": ANNOTATORS,
-         "admin_roles": ADMINS},
-    )
+    # Each project's buttons are the pages the user's role opens (console's project_pages).
+    return render(request, "annotate/project_picker.html",
+                  {"projects": projects_for_user(request.user)})
 
 
 # The page's JavaScript sends the csrftoken cookie back as X-CSRFToken, so the cookie must be set

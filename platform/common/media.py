@@ -28,7 +28,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from common.permissions import ADMINS, ANY_MEMBER, SEES_PROVENANCE
+from common.permissions import ADMINS, ANY_MEMBER, READERS
 from projects.models import Membership
 from tuning.models import TuningRun
 
@@ -49,7 +49,7 @@ class MediaRule:
 _PROJECT_FOLDERS = {
     "items": ANY_MEMBER,
     "outputs": ANY_MEMBER,
-    "ground_truth": SEES_PROVENANCE,
+    "ground_truth": READERS,
     "checkpoints": ADMINS,
     "reward_models": ADMINS,
 }

@@ -12,6 +12,17 @@ from common.errors import ApplicationError
 from projects.models import Membership, Project, Role
 
 
+def project_role(user: AbstractBaseUser | AnonymousUser, project: Project) -> str | None:
+    """The user's role in the project, or None when they are not a member."""
+    if not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.filter(project=project, user=user)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
 def project_for(
     user: AbstractBaseUser | AnonymousUser, project_id: int, *, roles: tuple[str, ...]
 ) -> Project:
@@ -36,6 +47,7 @@ def project_for(
 ANY_MEMBER = (Role.ADMIN, Role.ANNOTATOR, Role.VIEWER)
 ANNOTATORS = (Role.ADMIN, Role.ANNOTATOR)
 ADMINS = (Role.ADMIN,)
-# Who may see what an annotator must not, to keep comparisons blind and answers unprompted:
-# which model version made an output, and the ground truth.
-SEES_PROVENANCE = (Role.ADMIN, Role.VIEWER)
+# Who may read a project's results (runs, versions) without changing anything, and see what
+# an annotator must not, to keep comparisons blind and answers unprompted: which model version
+# made an output, and the ground truth.
+READERS = (Role.ADMIN, Role.VIEWER)

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "exports",
     "rewards",
     "tuning",
+    "console",
 ]
 
 MIDDLEWARE = [

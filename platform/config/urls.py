@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/", include("tuning.urls")),
     path("tuning/", include("tuning.page_urls")),
     path("rewards/", include("rewards.page_urls")),
+    path("projects/<int:project_id>/", include("console.urls")),
     # Media only through the view that checks who asks, in development as behind nginx.
     path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", media_file, name="media"),
     path("", include("annotate.urls")),

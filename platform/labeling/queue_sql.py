@@ -113,35 +113,11 @@ def project_mode_and_role(*, project_id: int, user_id: int) -> tuple[str, str] |
 # --- Leases ---------------------------------------------------------------------------------
 
 
-def held_or_open_task(
-    *, project_id: int, user_id: int, now: datetime, exclude: list[int], skip_locked: bool
-) -> tuple[int, datetime | None] | None:
-    """The user's live lease in the project, as (task id, expiry), when they hold one not in
-    `exclude`; else the first task with a free slot that they have not answered, skipped or
-    leased, locked, as (task id, None); None when there is neither.
-
-    A lease of theirs that ran out does not keep them from the task if it still has room. With
-    `skip_locked`, tasks locked by others are passed over (concurrent annotators take different
-    tasks without waiting); without it, the statement waits for them. The open task is only
-    looked for (and locked) when no lease is held.
-    """
-    moment = _moment(now)
-    lock = fence = ""
-    if connection.features.has_select_for_update_skip_locked:
-        lock = "FOR UPDATE OF t SKIP LOCKED" if skip_locked else "FOR UPDATE OF t"
-    if connection.vendor == "postgresql":
-        # Checked task by task (an index probe each) as the open tasks are walked in id order:
-        # as an anti-join, PostgreSQL would read all of the user's assignments every time.
-        fence = "OFFSET 0"
-    sql = f"""
-        WITH held AS (
-            SELECT a.task_id, a.lease_expires_at
-            FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
-            WHERE a.annotator_id = %s AND t.project_id = %s AND a.status = %s
-              AND a.lease_expires_at > %s {_none_of("a.task_id", exclude)}
-            ORDER BY a.id
-            LIMIT 1
-        ), open_task AS (
+def _open_task(direction: str, fence: str, lock: str, exclude: list[int]) -> str:
+    """The first open task of the project in id `direction` (ASC, DESC) that the user has not
+    answered, skipped or leased, locked by `lock`. Its parameters: project id, user id, leased,
+    now, leased, now, then `exclude`."""
+    return f"""
             SELECT t.id
             FROM {TASK} t
             WHERE t.project_id = %s
@@ -153,16 +129,58 @@ def held_or_open_task(
                                     WHERE l.task_id = t.id AND l.status = %s
                                       AND l.lease_expires_at > %s) < t.answers_needed
               {_none_of("t.id", exclude)}
-            ORDER BY t.id
+            ORDER BY t.id {direction}
             LIMIT 1
-            {lock}
+            {lock}"""
+
+
+def held_or_open_task(
+    *, project_id: int, user_id: int, now: datetime, exclude: list[int], skip_locked: bool
+) -> tuple[int, datetime | None] | None:
+    """The user's live lease in the project, as (task id, expiry), when they hold one not in
+    `exclude`; else the first task with a free slot that they have not answered, skipped or
+    leased, locked, as (task id, None); None when there is neither.
+
+    "First" is the newest task when the project serves newest first (its
+    `serve_newest_first`), else the oldest: tasks are made as candidates arrive, so their ids
+    follow the rounds. A lease of theirs that ran out does not keep them from the task if it
+    still has room. With `skip_locked`, tasks locked by others are passed over (concurrent
+    annotators take different tasks without waiting); without it, the statement waits for
+    them. The open task is only looked for (and locked) when no lease is held.
+    """
+    moment = _moment(now)
+    lock = fence = ""
+    if connection.features.has_select_for_update_skip_locked:
+        lock = "FOR UPDATE OF t SKIP LOCKED" if skip_locked else "FOR UPDATE OF t"
+    if connection.vendor == "postgresql":
+        # Checked task by task (an index probe each) as the open tasks are walked in id order:
+        # as an anti-join, PostgreSQL would read all of the user's assignments every time.
+        fence = "OFFSET 0"
+    # One walk per direction, each an index scan of the open tasks; the project's setting is
+    # a constant of the statement, so the walk it does not ask for stops before its first row.
+    sql = f"""
+        WITH held AS (
+            SELECT a.task_id, a.lease_expires_at
+            FROM {ASSIGNMENT} a JOIN {TASK} t ON t.id = a.task_id
+            WHERE a.annotator_id = %s AND t.project_id = %s AND a.status = %s
+              AND a.lease_expires_at > %s {_none_of("a.task_id", exclude)}
+            ORDER BY a.id
+            LIMIT 1
+        ), newest_first AS (
+            SELECT p.serve_newest_first AS yes FROM {PROJECT} p WHERE p.id = %s
+        ), newest AS ({_open_task("DESC", fence, lock, exclude)}
+        ), oldest AS ({_open_task("ASC", fence, lock, exclude)}
         )
         SELECT task_id, lease_expires_at FROM held
         UNION ALL
-        SELECT id, NULL FROM open_task WHERE NOT EXISTS (SELECT 1 FROM held)
+        SELECT id, NULL FROM newest
+        WHERE (SELECT yes FROM newest_first) AND NOT EXISTS (SELECT 1 FROM held)
+        UNION ALL
+        SELECT id, NULL FROM oldest
+        WHERE NOT (SELECT yes FROM newest_first) AND NOT EXISTS (SELECT 1 FROM held)
     """
-    params = [user_id, project_id, LEASED, moment, *exclude,
-              project_id, user_id, LEASED, moment, LEASED, moment, *exclude]
+    walk = [project_id, user_id, LEASED, moment, LEASED, moment, *exclude]
+    params = [user_id, project_id, LEASED, moment, *exclude, project_id, *walk, *walk]
     row = _fetchone(sql, params)
     return None if row is None else (row[0], _datetime(row[1]))
 

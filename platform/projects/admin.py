@@ -4,6 +4,7 @@ can run a project without the API."""
 from django.contrib import admin
 from django.utils.html import format_html
 
+from common.admin_labels import ProjectLabelledChoices
 from projects.models import Candidate, Item, Membership, ModelVersion, Project
 from projects.services import model_version_checkpoint_changed
 
@@ -51,7 +52,7 @@ class ItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ProjectLabelledChoices):
     list_display = ["name", "project", "parent", "task", "checkpoint_state", "created_at"]
     list_filter = ["project"]
     search_fields = ["name", "description"]
@@ -66,7 +67,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Candidate)
-class CandidateAdmin(admin.ModelAdmin):
+class CandidateAdmin(ProjectLabelledChoices):
     list_display = ["id", "item", "model_version", "sample_index", "created_at"]
     list_filter = ["model_version__project", "model_version"]
     search_fields = ["item__file_name", "model_version__name"]

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.permissions import ANY_MEMBER, SEES_PROVENANCE, project_for
+from common.permissions import ANY_MEMBER, READERS, project_for
 from projects.models import Candidate, Item, Project, Role
 from projects.selectors import candidates_of, items_of, projects_for_user
 
@@ -29,7 +29,7 @@ class WithoutProvenance(serializers.ModelSerializer):
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
-        if self.context.get("role") not in SEES_PROVENANCE:
+        if self.context.get("role") not in READERS:
             for name in self.Meta.provenance:
                 fields.pop(name)
         return fields

@@ -41,6 +41,11 @@ class Project(models.Model):
     categories = models.JSONField(
         default=list, blank=True, help_text='COCO categories: [{"id": 1, "name": "circle"}].'
     )
+    serve_newest_first = models.BooleanField(
+        default=True,
+        help_text="Annotators get the newest candidates' tasks first (the next round's before "
+                  "what is left of earlier ones); off: oldest first.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",

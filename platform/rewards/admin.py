@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from common.admin_labels import ProjectLabelledChoices
 from common.errors import ApplicationError
 from rewards.models import RewardModel
 from rewards.services import reward_model_check, reward_model_launch
@@ -29,7 +30,7 @@ class RewardModelLaunchForm(forms.ModelForm):
 
 
 @admin.register(RewardModel)
-class RewardModelAdmin(admin.ModelAdmin):
+class RewardModelAdmin(ProjectLabelledChoices):
     list_display = ["name", "project", "status", "heldout_accuracy", "snapshot", "created_at"]
     list_filter = ["status", "project"]
 

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from common.admin_labels import ProjectLabelledChoices
 from common.errors import ApplicationError
 from tuning.models import TuningRun, TuningStep
 from tuning.services import (
@@ -50,7 +51,7 @@ class TuningStepInline(admin.TabularInline):
 
 
 @admin.register(TuningRun)
-class TuningRunAdmin(admin.ModelAdmin):
+class TuningRunAdmin(ProjectLabelledChoices):
     list_display = ["id", "project", "start_version", "reward", "status", "step", "total_steps",
                     "worker", "heartbeat_at", "attempts", "result_version"]
     list_filter = ["status", "reward", "project"]

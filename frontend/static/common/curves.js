@@ -1,6 +1,7 @@
 /**
- * Small-multiple curves: one SVG polyline per metric, by step, with its latest value and its
- * range (the tuning run page's step metrics, the reward-model page's held-out evaluations).
+ * Small-multiple curves: one SVG polyline per metric, by step, with its latest value (also a
+ * dot, so a single point shows) and its range (the tuning run page's step metrics, the
+ * reward-model page's held-out evaluations).
  * Styles in common/curves.css.
  */
 
@@ -31,10 +32,17 @@ function curve(name, points) {
     points: points.map(([step, value]) => `${x(step).toFixed(2)},${y(value).toFixed(2)}`)
       .join(" "),
   }));
-  const latest = values[values.length - 1];
+  const [lastStep, latest] = points[points.length - 1];
+  const shown = Number(latest.toPrecision(4)).toString();
+  // The latest point as a dot over the chart (a circle in the stretched SVG would be an
+  // ellipse): a curve of one point still shows it.
+  const dot = el("span", { class: "point", title: `step ${lastStep}: ${shown}` });
+  dot.style.left = `${x(lastStep)}%`;
+  dot.style.top = `${y(latest)}%`;
   const head = el("h3", {}, [el("span", { text: name }),
-    el("span", { class: "muted", text: Number(latest.toPrecision(4)).toString() })]);
-  return el("div", { class: "curve", "data-metric": name }, [head, svg,
+    el("span", { class: "muted value", text: shown })]);
+  return el("div", { class: "curve", "data-metric": name }, [head,
+    el("div", { class: "plot" }, [svg, dot]),
     el("div", { class: "muted", text: `steps ${x0}-${x1} · ${y0.toPrecision(3)} to ${y1.toPrecision(3)}` })]);
 }
 

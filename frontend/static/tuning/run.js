@@ -1,5 +1,5 @@
 /**
- * The tuning run page: polls `GET /api/tuning-runs/{id}/metrics/?after=<step>` every 2 s and
+ * The tuning run page: polls `GET /api/tuning-runs/{id}/metrics/?after=<step>` every second and
  * draws one SVG polyline per metric (small multiples, common/curves.js), keeps status and
  * progress current, cancels or retries the run, and shows the sample outputs of the starting and the tuned model
  * side by side (drawn by the annotator UI's detection renderer) once the run has finished.
@@ -10,7 +10,8 @@ import { el } from "../annotate/render/dom.js";
 import { request } from "../common/api.js";
 import { addStep, drawCurves } from "../common/curves.js";
 
-const POLL_MS = 2000;
+// Each logged step shows within about a second of the worker writing it.
+const POLL_MS = 1000;
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const page = JSON.parse(document.getElementById("run-data").textContent);
 const series = new Map(); // metric name -> [[step, value], ...]

@@ -84,12 +84,14 @@ DECLARE
     v_key text;
     v_mode text;
     v_role text;
+    v_newest boolean;
     v_candidate bigint;
     v_answer bigint;
     v_task bigint;
     v_expires timestamptz;
 BEGIN
-    SELECT t.project_id, t.key, p.rating_mode, m.role INTO v_project, v_key, v_mode, v_role
+    SELECT t.project_id, t.key, p.rating_mode, m.role, p.serve_newest_first
+    INTO v_project, v_key, v_mode, v_role, v_newest
     FROM labeling_task t JOIN projects_project p ON p.id = t.project_id
     LEFT JOIN projects_membership m ON m.project_id = t.project_id AND m.user_id = p_user
     WHERE t.id = p_task;
@@ -117,20 +119,39 @@ BEGIN
     ORDER BY a.id
     LIMIT 1;
     IF v_task IS NULL THEN
-        SELECT t.id INTO v_task
-        FROM labeling_task t
-        WHERE t.project_id = v_project
-          AND t.answer_count < t.answers_needed
-          AND NOT EXISTS (SELECT 1 FROM labeling_assignment a
-                          WHERE a.task_id = t.id AND a.annotator_id = p_user
-                            AND (a.status <> 'leased' OR a.lease_expires_at > p_now) OFFSET 0)
-          AND t.answer_count + (SELECT COUNT(*) FROM labeling_assignment l
-                                WHERE l.task_id = t.id AND l.status = 'leased'
-                                  AND l.lease_expires_at > p_now) < t.answers_needed
-          AND (p_after IS NULL OR t.id <> p_after)
-        ORDER BY t.id
-        LIMIT 1
-        FOR UPDATE OF t SKIP LOCKED;
+        -- Newest first when the project says so (the next round before older ones); each
+        -- direction its own statement, so each keeps its own plan.
+        IF v_newest THEN
+            SELECT t.id INTO v_task
+            FROM labeling_task t
+            WHERE t.project_id = v_project
+              AND t.answer_count < t.answers_needed
+              AND NOT EXISTS (SELECT 1 FROM labeling_assignment a
+                              WHERE a.task_id = t.id AND a.annotator_id = p_user
+                                AND (a.status <> 'leased' OR a.lease_expires_at > p_now) OFFSET 0)
+              AND t.answer_count + (SELECT COUNT(*) FROM labeling_assignment l
+                                    WHERE l.task_id = t.id AND l.status = 'leased'
+                                      AND l.lease_expires_at > p_now) < t.answers_needed
+              AND (p_after IS NULL OR t.id <> p_after)
+            ORDER BY t.id DESC
+            LIMIT 1
+            FOR UPDATE OF t SKIP LOCKED;
+        ELSE
+            SELECT t.id INTO v_task
+            FROM labeling_task t
+            WHERE t.project_id = v_project
+              AND t.answer_count < t.answers_needed
+              AND NOT EXISTS (SELECT 1 FROM labeling_assignment a
+                              WHERE a.task_id = t.id AND a.annotator_id = p_user
+                                AND (a.status <> 'leased' OR a.lease_expires_at > p_now) OFFSET 0)
+              AND t.answer_count + (SELECT COUNT(*) FROM labeling_assignment l
+                                    WHERE l.task_id = t.id AND l.status = 'leased'
+                                      AND l.lease_expires_at > p_now) < t.answers_needed
+              AND (p_after IS NULL OR t.id <> p_after)
+            ORDER BY t.id
+            LIMIT 1
+            FOR UPDATE OF t SKIP LOCKED;
+        END IF;
         IF v_task IS NOT NULL THEN
             INSERT INTO labeling_assignment
                 (task_id, annotator_id, status, lease_expires_at, created_at, updated_at)
