@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, QueryDict
 from django.urls import reverse
-from exports.apis import ExportQuerySerializer
+from exports.api import ExportQuerySerializer
 
 from common.jobs import JobStatus
 from labeling.quality import ProjectQuality, project_quality
