@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, QueryDict
 from django.urls import reverse
-from exports.api import ExportQuerySerializer
 
 from common.jobs import JobStatus
+from exports.api import ExportQuerySerializer
 from labeling.quality import ProjectQuality, project_quality
 from projects.models import CheckpointState, Membership, ModelVersion, Project
 from rewards.models import RewardModel
