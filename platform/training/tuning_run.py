@@ -128,12 +128,19 @@ def _with_ground_truth(run: TuningRun, data: DataConfig, source: DetectionSource
     return source if source.gt["annotations"] else None
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A tuned model's held-out figures, and what its samples are decoded on."""
+
+    metrics: dict[str, Any]
+    pictures: list[Picture]  # the sample images
+    categories: list[dict]  # what the outputs name (`training.outputs.task_outputs`)
+
+
 def _detection_results(run: TuningRun, inputs: RunInputs, result: RunResult,
-                       before: tuple[nn.Module, Any]) -> tuple[dict[str, Any], list[Picture],
-                                                               list[dict]]:
-    """COCO metrics of the tuned model where there is ground truth, the learned reward's mean
-    score of both models' greedy outputs (for a learned reward), the sample pictures and the
-    categories the outputs name."""
+                       before: tuple[nn.Module, Any]) -> Evaluation:
+    """COCO metrics of the tuned model where there is ground truth and the learned reward's
+    mean score of both models' greedy outputs (for a learned reward)."""
     source = eval_source(inputs.data)
     metrics: dict[str, Any] = {}
     truth = _with_ground_truth(run, inputs.data, source)
@@ -149,13 +156,12 @@ def _detection_results(run: TuningRun, inputs: RunInputs, result: RunResult,
             for name, (model, task) in (("before", before), ("after", (result.model, result.task)))
         }
     pictures = [Picture.from_pixels(e.image, e.image_id) for e in source.examples[:SAMPLE_IMAGES]]
-    return metrics, pictures, source.categories
+    return Evaluation(metrics, pictures, source.categories)
 
 
-def _scenes_results(run: TuningRun, inputs: RunInputs, result: RunResult
-                    ) -> tuple[dict[str, Any], list[Picture], list[dict]]:
-    """The task's own evaluation of the tuned model on the held-out scenes (its main figure
-    as `heldout`), the sample pictures and the categories the outputs name (the project's)."""
+def _scenes_results(run: TuningRun, inputs: RunInputs, result: RunResult) -> Evaluation:
+    """The task's own evaluation of the tuned model on the held-out scenes, its main figure as
+    `heldout`; the outputs name the project's categories."""
     data = inputs.data
     scenes = [generate_scene(scene_seed(data.eval_split, i), shapes_config(data))
               for i in range(data.eval_images)]
@@ -164,7 +170,7 @@ def _scenes_results(run: TuningRun, inputs: RunInputs, result: RunResult
     heldout, key = HELDOUT[name]
     metrics = {"eval": figures, "heldout": {"name": heldout, "value": figures[key]}}
     pictures = [Picture.from_scene(scene) for scene in scenes[:SAMPLE_IMAGES]]
-    return metrics, pictures, run.project.categories
+    return Evaluation(metrics, pictures, run.project.categories)
 
 
 def _results(run: TuningRun, inputs: RunInputs, result: RunResult
@@ -176,17 +182,14 @@ def _results(run: TuningRun, inputs: RunInputs, result: RunResult
     before = inputs.start.build(result.model.device)
     metrics: dict[str, Any] = {"train_seconds": round(result.seconds, 2),
                                "step_seconds": round(result.step_s, 4)}
-    if task_entry(name).shapes_only:
-        evaluated, pictures, categories = _scenes_results(run, inputs, result)
-    else:
-        evaluated, pictures, categories = _detection_results(run, inputs, result, before)
-    metrics |= evaluated
+    evaluation = (_scenes_results(run, inputs, result) if task_entry(name).shapes_only
+                  else _detection_results(run, inputs, result, before))
     first, second = (task_outputs(name, model, task, class_names=inputs.start.class_names,
-                                  categories=categories)
+                                  categories=evaluation.categories)
                      for model, task in (before, (result.model, result.task)))
-    samples = before_after_samples(run_id=run.pk, pictures=pictures, before=first,
+    samples = before_after_samples(run_id=run.pk, pictures=evaluation.pictures, before=first,
                                    after=second)
-    return metrics, samples
+    return metrics | evaluation.metrics, samples
 
 
 def _train(run: TuningRun, worker: str) -> dict[str, Any]:
