@@ -20,7 +20,7 @@ from common.jobs import (
     jobs_reap_stale,
 )
 from labeling.models import Comparison, Rating
-from projects.checkpoints import check_detection_checkpoint
+from projects.checkpoints import check_task_checkpoint
 from projects.models import ModelVersion, Project
 from rewards.models import RewardModel
 from trainer.configs import REWARD_MODEL_TASKS, RewardModelConfig, to_dict
@@ -75,7 +75,7 @@ def reward_model_check(
     if RewardModel.objects.filter(project=project, name=name).exists():
         raise ApplicationError(f"A reward model named {name!r} exists.", field="name")
     if policy is not None:
-        check_detection_checkpoint(project, policy, "policy")
+        check_task_checkpoint(project, policy, "policy")
     return checked, counts, name
 
 

@@ -4,11 +4,13 @@
 lifecycle (`common.jobs.job_run`): it loads the run's inputs once (`RunInputs`: configs, data,
 the starting checkpoint, the run's own checkpoint when an earlier attempt left one, the reward
 model), trains with a log object that writes each logged step to the database (and stops the
-trainer when the run is cancelled), evaluates the result (COCO mAP where the images have ground
-truth, the learned reward's score of both models for a learned reward), decodes sample images
-with the starting and the tuned model, and records the new ModelVersion, described from the
-tuned checkpoint. A run on the project's own images trains on their export
-(`training.project_images`).
+trainer when the run is cancelled), evaluates the result on held-out images (detection: COCO
+mAP where the images have ground truth and the learned reward's score of both models for a
+learned reward; captioning, colorization and panoptic: the task's own evaluation on Synthetic
+Shapes scenes, their data), with the task's main figure as `metrics["heldout"]` (`{"name",
+"value"}`), decodes sample images with the starting and the tuned model into the task's
+candidate format, and records the new ModelVersion, described from the tuned checkpoint. A
+detection run on the project's own images trains on their export (`training.project_images`).
 """
 
 import dataclasses
@@ -20,20 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from torch import nn
 
 from common.jobs import job_run
 from trainer.configs import DataConfig, TuneConfig
 from trainer.data.detection import DetectionSource
+from trainer.data.shapes import generate_scene, scene_seed
 from trainer.reward_model.model import RewardModel, load_reward_model
 from trainer.reward_model.reward import greedy_score
+from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from trainer.train.data import eval_source
+from trainer.train.data import eval_source, shapes_config
 from trainer.train.evaluate import best_decoding, evaluate_model
 from trainer.train.launch import tune_in_processes
 from trainer.train.loops import RunResult, tune
 from training.checkpoints import describe, load_version
+from training.outputs import Picture, task_outputs
 from training.project_images import annotated_ids, project_images_folder
-from training.samples import before_after_samples
+from training.samples import SAMPLE_IMAGES, before_after_samples
 from tuning.configs import data_config_from, on_project_images, tune_config_from
 from tuning.models import RewardKind, TuningRun
 from tuning.services import run_checkpoint_name, tuning_run_succeed, tuning_step_record
@@ -41,6 +47,10 @@ from tuning.services import run_checkpoint_name, tuning_run_succeed, tuning_step
 logger = logging.getLogger(__name__)
 
 EVAL_DECODINGS = ("class", "confidence", "every_class")
+# The figure of each Synthetic Shapes task's evaluation that `metrics["heldout"]` names (detection
+# names its COCO mAP): (name, key of `evaluate_scenes`' result).
+HELDOUT = {"captioning": ("cider_d", "cider"), "colorization": ("colorization_reward", "reward"),
+           "panoptic": ("pq", "pq")}
 
 
 class RunLog:
@@ -118,29 +128,68 @@ def _with_ground_truth(run: TuningRun, data: DataConfig, source: DetectionSource
     return source if source.gt["annotations"] else None
 
 
-def _results(run: TuningRun, inputs: RunInputs, result: RunResult
-             ) -> tuple[dict[str, Any], list[dict]]:
-    """What the run achieved: COCO metrics of the tuned model where there is ground truth, the
-    learned reward's mean score of both models' greedy outputs (for a learned reward), and
-    sample outputs of both models side by side."""
+@dataclass(frozen=True)
+class Evaluation:
+    """A tuned model's held-out figures, and what its samples are decoded on."""
+
+    metrics: dict[str, Any]
+    pictures: list[Picture]  # the sample images
+    categories: list[dict]  # what the outputs name (`training.outputs.task_outputs`)
+
+
+def _detection_results(run: TuningRun, inputs: RunInputs, result: RunResult,
+                       before: tuple[nn.Module, Any]) -> Evaluation:
+    """COCO metrics of the tuned model where there is ground truth and the learned reward's
+    mean score of both models' greedy outputs (for a learned reward)."""
     source = eval_source(inputs.data)
-    before = inputs.start.build(result.model.device)
-    after = (result.model, result.task)
-    metrics: dict[str, Any] = {"train_seconds": round(result.seconds, 2),
-                               "step_seconds": round(result.step_s, 4)}
+    metrics: dict[str, Any] = {}
     truth = _with_ground_truth(run, inputs.data, source)
     if truth is not None:
         coco, _ = evaluate_model(result.model, result.task, truth, EVAL_DECODINGS)
         best = best_decoding(coco, EVAL_DECODINGS)
-        metrics |= {"eval": coco, "best_decoding": best, "map": coco[best]["map"]}
+        metrics |= {"eval": coco, "best_decoding": best, "map": coco[best]["map"],
+                    "heldout": {"name": "map", "value": coco[best]["map"]}}
     if inputs.reward_model is not None:
         inputs.reward_model.to(result.model.device)
         metrics["learned_reward"] = {
             name: round(greedy_score(model, task.codec, inputs.reward_model, source.examples), 4)
-            for name, (model, task) in (("before", before), ("after", after))
+            for name, (model, task) in (("before", before), ("after", (result.model, result.task)))
         }
-    samples = before_after_samples(run_id=run.pk, source=source, before=before, after=after)
-    return metrics, samples
+    pictures = [Picture.from_pixels(e.image, e.image_id) for e in source.examples[:SAMPLE_IMAGES]]
+    return Evaluation(metrics, pictures, source.categories)
+
+
+def _scenes_results(run: TuningRun, inputs: RunInputs, result: RunResult) -> Evaluation:
+    """The task's own evaluation of the tuned model on the held-out scenes, its main figure as
+    `heldout`; the outputs name the project's categories."""
+    data = inputs.data
+    scenes = [generate_scene(scene_seed(data.eval_split, i), shapes_config(data))
+              for i in range(data.eval_images)]
+    name = inputs.start.task_name
+    figures = _plain(task_entry(name).evaluate_scenes(result.model.eval(), result.task, scenes))
+    heldout, key = HELDOUT[name]
+    metrics = {"eval": figures, "heldout": {"name": heldout, "value": figures[key]}}
+    pictures = [Picture.from_scene(scene) for scene in scenes[:SAMPLE_IMAGES]]
+    return Evaluation(metrics, pictures, run.project.categories)
+
+
+def _results(run: TuningRun, inputs: RunInputs, result: RunResult
+             ) -> tuple[dict[str, Any], list[dict]]:
+    """What the run achieved: the held-out evaluation of the tuned model (COCO mAP for
+    detection where there is ground truth, the task's own evaluation on Synthetic Shapes for
+    the others) and sample outputs of both models side by side."""
+    name = inputs.start.task_name
+    before = inputs.start.build(result.model.device)
+    metrics: dict[str, Any] = {"train_seconds": round(result.seconds, 2),
+                               "step_seconds": round(result.step_s, 4)}
+    evaluation = (_scenes_results(run, inputs, result) if task_entry(name).shapes_only
+                  else _detection_results(run, inputs, result, before))
+    first, second = (task_outputs(name, model, task, class_names=inputs.start.class_names,
+                                  categories=evaluation.categories)
+                     for model, task in (before, (result.model, result.task)))
+    samples = before_after_samples(run_id=run.pk, pictures=evaluation.pictures, before=first,
+                                   after=second)
+    return metrics | evaluation.metrics, samples
 
 
 def _train(run: TuningRun, worker: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from common.errors import ApplicationError
 from config.celery import app as celery_app
-from projects.checkpoints import check_detection_checkpoint
+from projects.checkpoints import check_task_checkpoint
 from projects.models import ModelVersion
 from projects.selectors import items_of
 
@@ -20,7 +20,7 @@ def candidates_generate(*, model_version: ModelVersion, samples: int = 1,
                         temperature: float = 0.0) -> int:
     """Queue the generation; returns how many items will get outputs."""
     project = model_version.project
-    check_detection_checkpoint(project, model_version, "model_version")
+    check_task_checkpoint(project, model_version, "model_version")
     if not 1 <= samples <= MAX_SAMPLES:
         raise ApplicationError(f"samples must lie in 1..{MAX_SAMPLES}.", field="samples")
     if temperature < 0:

@@ -23,8 +23,8 @@ from common.jobs import (
     job_enqueue,
     jobs_reap_stale,
 )
-from projects.checkpoints import check_detection_checkpoint
-from projects.models import ModelVersion, Project
+from projects.checkpoints import check_task_checkpoint
+from projects.models import ModelVersion, Project, VisionTask
 from projects.services import DESCRIPTION_FIELDS
 from rewards.models import RewardModel
 from trainer.configs import TuneConfig
@@ -61,6 +61,10 @@ def _check_reward(project: Project, reward: str, reward_model: RewardModel | Non
     if reward not in RewardKind.values:
         raise ApplicationError(f"Unknown reward {reward!r}; one of {RewardKind.values}.",
                                field="reward")
+    if reward == RewardKind.LEARNED and project.task != VisionTask.DETECTION:
+        raise ApplicationError(
+            f"A learned reward scores detection outputs; tune a {project.task} model against "
+            "its metric (reward 'metric').", field="reward")
     if reward == RewardKind.METRIC:
         if reward_model is not None:
             raise ApplicationError("A metric reward takes no reward model.",
@@ -94,9 +98,14 @@ def tuning_run_check(
     if not 1 <= save_every <= SAVE_EVERY_MAX:
         raise ApplicationError(f"save_every must lie in 1..{SAVE_EVERY_MAX}.",
                                field="save_every")
-    check_detection_checkpoint(project, start_version, "start_version")
+    check_task_checkpoint(project, start_version, "start_version")
     _check_reward(project, reward, reward_model)
     if on_project_images(data):
+        if project.task != VisionTask.DETECTION:
+            # Their targets (captions, colours, panoptic maps) come from the scenes.
+            raise ApplicationError(
+                f"data.source: {project.task} models tune on Synthetic Shapes scenes only; "
+                "leave the source out.", field="data.source")
         check_project_images(project, reward)
     return tune
 

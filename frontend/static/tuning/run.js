@@ -1,19 +1,26 @@
 /**
  * The tuning run page: polls `GET /api/tuning-runs/{id}/metrics/?after=<step>` every second and
  * draws one SVG polyline per metric (small multiples, common/curves.js), keeps status and
- * progress current, cancels or retries the run, and shows the sample outputs of the starting and the tuned model
- * side by side (drawn by the annotator UI's detection renderer) once the run has finished.
+ * progress current, cancels or retries the run, and shows the sample outputs of the starting and
+ * the tuned model side by side once the run has finished, drawn by the annotator UI's renderer
+ * of the project's task (after the input image where that renderer shows the output apart from
+ * it: a caption, a colorized image).
  */
 
-import { fill as drawDetections } from "../annotate/render/detection.js";
-import { el } from "../annotate/render/dom.js";
+import * as captioning from "../annotate/render/captioning.js";
+import * as colorization from "../annotate/render/colorization.js";
+import * as detection from "../annotate/render/detection.js";
+import { el, imageFrame } from "../annotate/render/dom.js";
+import * as panoptic from "../annotate/render/panoptic.js";
 import { request } from "../common/api.js";
 import { addStep, drawCurves } from "../common/curves.js";
 
 // Each logged step shows within about a second of the worker writing it.
 const POLL_MS = 1000;
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const RENDERERS = { detection, captioning, colorization, panoptic };
 const page = JSON.parse(document.getElementById("run-data").textContent);
+let project = null; // the run's project ({task, categories}), read once
 const series = new Map(); // metric name -> [[step, value], ...]
 let lastStep = -1;
 let polling = false; // a poll is in flight or scheduled
@@ -47,20 +54,36 @@ async function showDetails() {
   if (run.result_version) {
     document.getElementById("run-result").textContent = resultText(run.result_version);
   }
+  project ??= await request("GET", `/api/projects/${run.project}/`);
   const samples = document.getElementById("samples");
-  samples.replaceChildren(...run.samples.map((sample) => {
-    const item = { image_url: sample.image_url, width: sample.width, height: sample.height };
-    const side = (caption, output) => {
-      const figure = el("figure", {}, [el("figcaption", { text: caption })]);
-      drawDetections(figure, output, item, page);
-      return figure;
-    };
-    return el("div", { class: "sample" }, [
-      side(run.start_version.name, sample.before),
-      side(run.result_version?.name ?? "tuned", sample.after),
-    ]);
-  }));
+  samples.replaceChildren(...run.samples.map((sample) => sampleRow(sample, run, project)));
   document.getElementById("samples-empty").hidden = run.samples.length > 0;
+}
+
+function figure(caption, children = []) {
+  return el("figure", {}, [el("figcaption", { text: caption }), ...children]);
+}
+
+/** One sample: [the input,] the starting model's output, the tuned model's output. */
+function sampleRow(sample, run, { task, categories }) {
+  const renderer = RENDERERS[task];
+  const item = { image_url: sample.image_url, width: sample.width, height: sample.height };
+  const figures = [];
+  if (renderer.showsInput) {
+    const title = task === "colorization" ? "Input (greyscale)" : "Image";
+    figures.push(figure(title, [imageFrame(item.image_url, item.width, item.height, title)]));
+  }
+  const outputs = [[run.start_version.name, sample.before],
+    [run.result_version?.name ?? "tuned", sample.after]];
+  for (const [name, output] of outputs) {
+    const side = figure(name);
+    const drawn = renderer.fill(side, output, item, { task, categories });
+    if (drawn.summary) side.querySelector("figcaption").textContent = `${name} · ${drawn.summary}`;
+    figures.push(side);
+  }
+  const row = el("div", { class: `sample task-${task}` }, figures);
+  row.style.setProperty("--columns", String(figures.length));
+  return row;
 }
 
 async function poll() {
