@@ -13,7 +13,8 @@ import pytest
 from django.test import Client
 
 from labeling.models import Task
-from labeling.services import answer_submit, next_task_for
+from labeling.services.answers import answer_submit
+from labeling.services.leases import next_task_for
 from projects.models import ModelVersion, Project, Role
 from projects.services import membership_set, model_version_get_or_create
 from trainer.configs import TuneConfig, help_for

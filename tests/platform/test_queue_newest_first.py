@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from labeling.models import Task
-from labeling.services import next_task_for, tasks_create
+from labeling.services.leases import next_task_for
+from labeling.services.task_creation import tasks_create
 from projects.models import Project, RatingMode
 from projects.services import candidate_create, model_version_get_or_create
 
