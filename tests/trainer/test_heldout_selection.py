@@ -14,8 +14,11 @@ import json
 import pytest
 import torch
 
-from trainer.configs import DataConfig, PretrainConfig, TuneConfig
+from trainer.configs import DataConfig, PretrainConfig, RewardModelConfig, TuneConfig
+from trainer.data.coco import export_shapes_coco
+from trainer.data.splits import write_heldout
 from trainer.models.colorizer import ColorizerConfig
+from trainer.reward_model.model import RewardModel
 from trainer.tasks.colorization import ColorizationTask, ColorizationTaskConfig
 from trainer.train import loops
 from trainer.train.checkpoint import load_checkpoint
@@ -141,3 +144,30 @@ def test_a_resumed_run_keeps_the_best_weights_of_the_attempt_before(
     assert record.best_step == 0
     assert same_weights(resumed.model.state_dict(), start.state)
     assert same_weights(load_checkpoint(path).state, start.state)
+
+
+def test_held_out_images_without_ground_truth_are_scored_by_the_learned_reward(
+    tiny_detection_mle, tmp_path, one_thread
+):
+    """A folder whose held-out images have no ground truth (heldout.json says so, as the
+    platform's export of unannotated project images does): selection scores the policy's
+    greedy outputs with the learned reward, and says so; without a reward model it is refused."""
+    folder = tmp_path / "unannotated"
+    instances = json.loads(export_shapes_coco(folder, "val", 6).read_text())
+    write_heldout(folder, [image["id"] for image in instances["images"][:2]],
+                  ground_truth=False)
+    start = load_checkpoint(tiny_detection_mle)
+    data = dataclasses.replace(DataConfig(max_objects=3), data_dir=str(folder))
+    config = TuneConfig(steps=2, batch_size=2, samples=2, warmup=1, select_every=1)
+    torch.manual_seed(0)
+    reward_model = RewardModel(RewardModelConfig(num_classes=8, image_size=32, width=8,
+                                                 stages=2))
+    result = loops.tune(start, data, config, checkpoint_path=tmp_path / "t.pt",
+                        reward_model=reward_model, progress=False)
+    record = result.selection
+    assert (record.metric, record.source, record.images) == ("learned_reward",
+                                                             "learned_reward", 2)
+    assert sorted(record.scores) == [0, 1, 2]
+    assert "the learned reward's mean score, no ground truth" in record.summary()
+    with pytest.raises(ValueError, match="no ground truth, and no learned reward"):
+        loops.tune(start, data, config, checkpoint_path=tmp_path / "u.pt", progress=False)
