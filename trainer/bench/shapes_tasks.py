@@ -8,8 +8,8 @@ split (the tuned model is the run's best step on val scenes, its start included:
 more), evaluate the three on the held-out test scenes with the task's evaluation (the
 registry's `evaluate_scenes`: pycocoevalcap CIDEr-D, torchmetrics PQ, colourfulness and PSNR),
 and time the pieces. Wall-time budgets end the runs on a shared 2-core CPU (the step counts are
-upper bounds that a GPU reaches first): a full run takes about 55 minutes with a fresh MLE (22
-min MLE, 14 min tuning, 14 min control, evaluation), and `--quick` about 2.
+upper bounds that a GPU reaches first): a full run's budgets add up to 50 minutes with a fresh
+MLE (22 min MLE, 14 min tuning, 14 min control), evaluation aside; `--quick`'s to 80 seconds.
 The last line printed is one JSON object (see `run_task_benchmark`): `mle_<metric>`,
 `tuned_<metric>` and `mle_continued_<metric>` for each reported figure
 (`BENCHES[task].figures`).
@@ -72,7 +72,7 @@ def _quick(plan: BenchPlan, model: Any, task: Any | None = None) -> BenchPlan:
     )
 
 
-# Budgets: 22 min MLE + 14 min tuning + 14 min control + evaluation: about 55 min on 2 cores.
+# Budgets: 22 min MLE + 14 min tuning + 14 min control (the tuning's time) on 2 cores.
 _DATA = DataConfig(max_objects=4, eval_images=500)
 _PRETRAIN = PretrainConfig(steps=100_000, batch_size=16, lr=1e-3, max_seconds=22 * 60)
 _TUNE = TuneConfig(steps=20_000, batch_size=8, samples=8, baseline="loo", lr=1e-4,
