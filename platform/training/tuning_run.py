@@ -7,8 +7,11 @@ model), trains with a log object that writes each logged step to the database (a
 trainer when the run is cancelled), evaluates the result (COCO mAP where the images have ground
 truth, the learned reward's score of both models for a learned reward), decodes sample images
 with the starting and the tuned model, and records the new ModelVersion, described from the
-tuned checkpoint. A run on the project's own images trains on their export
-(`training.project_images`).
+tuned checkpoint. The tuned model is the run's best step on held-out images, its start
+included (`trainer.train.selection`); the version's metrics record that selection
+(`selection`: the figure and what it was measured against, the start's and the best score, the
+best step). A run on the project's own images trains on their export
+(`training.project_images`), which fixes its held-out images.
 """
 
 import dataclasses
@@ -51,6 +54,8 @@ class RunLog:
         self.worker = worker
 
     def write(self, stage: str, step: int, **metrics: Any) -> None:
+        if stage == "select":  # the score after the last step: the result records it
+            return
         tuning_step_record(run_id=self.run_id, worker=self.worker, step=step,
                            metrics=_plain(metrics))
 
@@ -126,8 +131,9 @@ def _results(run: TuningRun, inputs: RunInputs, result: RunResult
     source = eval_source(inputs.data)
     before = inputs.start.build(result.model.device)
     after = (result.model, result.task)
-    metrics: dict[str, Any] = {"train_seconds": round(result.seconds, 2),
-                               "step_seconds": round(result.step_s, 4)}
+    metrics: dict[str, Any] = {
+        "train_seconds": round(result.seconds, 2), "step_seconds": round(result.step_s, 4),
+        "selection": result.selection.to_dict() if result.selection else None}
     truth = _with_ground_truth(run, inputs.data, source)
     if truth is not None:
         coco, _ = evaluate_model(result.model, result.task, truth, EVAL_DECODINGS)

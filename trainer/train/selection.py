@@ -139,7 +139,8 @@ class Selection:
         return False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "source": self.source, "images": self.images,
+        return {"metric": self.metric, "name": NAMES.get(self.metric, self.metric),
+                "source": self.source, "images": self.images,
                 "key": self.key, "start_step": self.start_step,
                 "start_metric": self.start_metric, "best_step": self.best_step,
                 "best_metric": self.best_metric, "improved": self.improved,
@@ -164,7 +165,7 @@ def summary_line(record: dict[str, Any] | None) -> str:
     """One line from a `Selection.to_dict()` record (None: selection was off)."""
     if not record:
         return "held-out selection off (select_every=0): the tuned checkpoint is the last step"
-    name = NAMES.get(record["metric"], record["metric"])
+    name = record["name"]
     measured = ("ground truth" if record["source"] == "ground_truth"
                 else "the learned reward's mean score, no ground truth")
     head = f"held-out {name} ({record['images']} images, {measured}): "

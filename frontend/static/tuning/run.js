@@ -2,7 +2,8 @@
  * The tuning run page: polls `GET /api/tuning-runs/{id}/metrics/?after=<step>` every 2 s and
  * draws one SVG polyline per metric (small multiples, common/curves.js), keeps status and
  * progress current, cancels or retries the run, and shows the sample outputs of the starting and the tuned model
- * side by side (drawn by the annotator UI's detection renderer) once the run has finished.
+ * side by side (drawn by the annotator UI's detection renderer) once the run has finished, with
+ * what its held-out selection kept (the API's sentence: plainly so when it is the start).
  */
 
 import { fill as drawDetections } from "../annotate/render/detection.js";
@@ -46,6 +47,10 @@ async function showDetails() {
   if (run.result_version) {
     document.getElementById("run-result").textContent = resultText(run.result_version);
   }
+  const selection = document.getElementById("run-selection");
+  selection.textContent = run.selection?.summary ?? "-";
+  selection.classList.toggle("run-kept-start",
+    Boolean(run.selection?.enabled && !run.selection.improved));
   const samples = document.getElementById("samples");
   samples.replaceChildren(...run.samples.map((sample) => {
     const item = { image_url: sample.image_url, width: sample.width, height: sample.height };
