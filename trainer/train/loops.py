@@ -219,11 +219,11 @@ def tune(
     began = time.perf_counter()
     bar = tqdm(range(start, config.steps), desc="tune", disable=not progress or not world.leader)
     for step in bar:
-        tick = time.perf_counter()
         if world.any(_time_fraction(began, config.max_seconds) >= 1):
             break
         selecting = selector is not None and selector.due(step)
-        heldout = selector.select(step, model, task) if selecting else {}
+        scored = selector.select(step, model, task) if selecting else {}
+        tick = time.perf_counter()  # the step's time, without the held-out scoring
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * min(1.0, (step + 1) / max(1, config.warmup))
         # This process's share of the batch; each image samples with its own generator.
@@ -234,7 +234,7 @@ def tune(
         times.append(time.perf_counter() - tick)
         if step % config.log_every == 0 or step == config.steps - 1 or selecting:
             metrics = world.mean(metrics)
-            log.write("tune", step, lr=optimizer.param_groups[0]["lr"], **metrics, **heldout)
+            log.write("tune", step, lr=optimizer.param_groups[0]["lr"], **metrics, **scored)
             bar.set_postfix(reward=f"{metrics['reward']:.3f}")
         if (step + 1) % save_every == 0:
             save(step + 1)
