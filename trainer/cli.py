@@ -14,7 +14,10 @@
     python -m trainer bench rlhf [--quick] [--noise 0.05] [--pairs 2000] [--kl-coef 0.05]
 
 `--config key=value` sets any field of the run's configs (`--help-config` lists them with their
-help). Every run writes `runs/<name>/metrics.jsonl`. Bad arguments, a missing or damaged
+help). Every run writes `runs/<name>/metrics.jsonl`. `tune` scores its policy on held-out images
+every `select_every` steps and keeps the best (the start included): its JSON line carries the
+`selection` record and a last line on stderr says what was kept ("held-out mAP (...): start
+16.7 -> best 17.9 at step 400"). Bad arguments, a missing or damaged
 checkpoint or data folder end with a one-line message and exit status 2, never a traceback.
 """
 
@@ -129,6 +132,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from trainer.train.launch import tune_in_processes
     from trainer.train.loops import tune
     from trainer.train.metrics import MetricsLog
+    from trainer.train.selection import summary_line
 
     pretrained = load_checkpoint(args.checkpoint)
     reward_model = load_reward_model(args.reward_model)[0] if args.reward_model else None
@@ -148,8 +152,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     result = train(pretrained, data, run, checkpoint_path=out, reward_model=reward_model,
                    reward_scale=args.reward_scale, reference=reference,
                    log=MetricsLog(run_dir / "metrics.jsonl"), progress=not args.quiet)
+    selection = result.selection.to_dict() if result.selection else None
     print(json.dumps({"checkpoint": str(out), "tune_s": round(result.seconds, 1),
-                      "step_s": round(result.step_s, 4)}))
+                      "step_s": round(result.step_s, 4), "selection": selection}))
+    # For the reader, apart from the JSON line scripts parse: what the checkpoint is.
+    print(summary_line(selection), file=sys.stderr)
     return 0
 
 

@@ -239,8 +239,21 @@ class DataConfig(Checked):
     max_objects: int = opt(6, "Synthetic Shapes: most objects per scene", ge=1, le=64)
     eval_images: int = opt(300, "held-out images evaluated (first ones of the split)",
                            ge=1, le=100_000)
-    eval_split: str = opt("test", "Synthetic Shapes split to evaluate on (val or test)",
+    eval_split: str = opt("test", "Synthetic Shapes split to evaluate on (val or test; tuning "
+                                  "selects its best step on val, so test keeps them apart)",
                           choices=EVAL_SPLITS)
+    val_fraction: float = opt(0.1, "data folder: seeded share of its images held out of training, "
+                                   "on which tuning selects its best step (a heldout.json in "
+                                   "the folder names them instead); 0 = none", ge=0, lt=1)
+    split_seed: int = opt(0, "data folder: seed of the images val_fraction holds out",
+                          ge=0, le=SEED_MAX)
+    augment: bool = opt(True, "data folder: random horizontal flip and scale jitter of the "
+                              "training images, boxes moved along (Pix2seq's recipe)")
+    scale_min: float = opt(0.5, "data folder, augment: smallest scale of the jitter (Pix2seq: "
+                                "0.3 at 640 px; at 64 px a third-size object drops below a "
+                                "patch)", gt=0, le=1)
+    scale_max: float = opt(1.5, "data folder, augment: largest scale of the jitter (Pix2seq: 2)",
+                           ge=1, le=4)
 
     def check(self) -> None:
         if self.min_objects > self.max_objects:
@@ -296,6 +309,13 @@ class TuneConfig(Checked):
     threads: int = opt(0, "torch CPU threads; 0 = leave torch's default", ge=0, le=MAX_THREADS)
     processes: int = opt(1, "data-parallel processes (torchrun; NCCL on GPUs, one each, gloo "
                             "on CPU); each takes an equal share of batch_size", ge=1, le=64)
+    select_every: int = opt(200, "steps between held-out evaluations of the policy; the run "
+                                 "ends with the best one's weights, the start and the last step "
+                                 "included (0 = off: it ends with its last step)",
+                            ge=0, le=10_000_000)
+    select_images: int = opt(200, "held-out images each evaluation scores: the first of the "
+                                  "Synthetic Shapes val split, or of a data folder's held-out "
+                                  "share (DataConfig.val_fraction)", ge=1, le=100_000)
 
     def check(self) -> None:
         if self.baseline != "none" and self.samples < 2:

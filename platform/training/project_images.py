@@ -4,9 +4,12 @@ A learned reward scores outputs without ground truth, so a run can tune on the i
 project rates (`"data": {"source": "project"}`), which usually have none. The worker exports the
 project's items once per run to a COCO folder under the run's media folder, which the trainer
 reads as any user's folder (it never imports Django): `instances.json` lists every item's image
-(named by item id) with the ground truth of the items that have one, and `annotated.json` the
-ids of those images, since COCO cannot tell "no objects" from "not annotated". A resumed run
-finds the folder and trains on the same images.
+(named by item id) with the ground truth of the items that have one, `annotated.json` the ids
+of those images, since COCO cannot tell "no objects" from "not annotated", and `heldout.json`
+the images held out of training, on which the run selects its best step
+(`trainer.data.splits`): a seeded share (the run's `val_fraction`, `split_seed`) of the items
+with ground truth, or of all items where none has any (scored then by the learned reward). A
+resumed run finds the folder and trains on the same images, and holds out the same.
 
 Ground truth is an item's `ground_truth` (`{"objects": [{"bbox", "category_id"}]}`) or null.
 The metric reward scores outputs against it, so it needs it on every image; COCO mAP is
@@ -23,6 +26,8 @@ from django.conf import settings
 from projects.models import Item
 from projects.selectors import items_of
 from trainer.data.coco import INSTANCES_FILE
+from trainer.data.splits import choose_heldout, heldout_count, write_heldout
+from tuning.configs import data_config_from
 from tuning.models import TuningRun
 
 ANNOTATED_FILE = "annotated.json"
@@ -49,8 +54,19 @@ def project_images_folder(run: TuningRun) -> Path:
                  "categories": run.project.categories}
     (partial / INSTANCES_FILE).write_text(json.dumps(instances), encoding="utf-8")
     (partial / ANNOTATED_FILE).write_text(json.dumps(annotated), encoding="utf-8")
+    write_heldout(partial, _heldout(run, annotated, [image["id"] for image in images]),
+                  ground_truth=bool(annotated))
     partial.rename(folder)
     return folder
+
+
+def _heldout(run: TuningRun, annotated: list[int], every: list[int]) -> list[int]:
+    """The items held out of training: a seeded share of those with ground truth, or of all
+    where none has it, leaving at least one to train on."""
+    data = data_config_from(run.data_config)
+    candidates = annotated or every
+    count = heldout_count(len(candidates), len(every), data.val_fraction)
+    return choose_heldout(candidates, count, data.split_seed)
 
 
 def annotated_ids(folder: Path) -> set[int]:

@@ -9,8 +9,12 @@ mAP where the images have ground truth and the learned reward's score of both mo
 learned reward; captioning, colorization and panoptic: the task's own evaluation on Synthetic
 Shapes scenes, their data), with the task's main figure as `metrics["heldout"]` (`{"name",
 "value"}`), decodes sample images with the starting and the tuned model into the task's
-candidate format, and records the new ModelVersion, described from the tuned checkpoint. A
-detection run on the project's own images trains on their export (`training.project_images`).
+candidate format, and records the new ModelVersion, described from the tuned checkpoint. The
+tuned model is the run's best step on held-out images, its start included
+(`trainer.train.selection`); the version's metrics record that selection (`selection`: the
+figure and what it was measured against, the start's and the best score, the best step). A
+detection run on the project's own images trains on their export (`training.project_images`),
+which fixes its held-out images.
 """
 
 import dataclasses
@@ -61,6 +65,8 @@ class RunLog:
         self.worker = worker
 
     def write(self, stage: str, step: int, **metrics: Any) -> None:
+        if stage == "select":  # the score after the last step: the result records it
+            return
         tuning_step_record(run_id=self.run_id, worker=self.worker, step=step,
                            metrics=_plain(metrics))
 
@@ -180,8 +186,9 @@ def _results(run: TuningRun, inputs: RunInputs, result: RunResult
     the others) and sample outputs of both models side by side."""
     name = inputs.start.task_name
     before = inputs.start.build(result.model.device)
-    metrics: dict[str, Any] = {"train_seconds": round(result.seconds, 2),
-                               "step_seconds": round(result.step_s, 4)}
+    metrics: dict[str, Any] = {
+        "train_seconds": round(result.seconds, 2), "step_seconds": round(result.step_s, 4),
+        "selection": result.selection.to_dict() if result.selection else None}
     evaluation = (_scenes_results(run, inputs, result) if task_entry(name).shapes_only
                   else _detection_results(run, inputs, result, before))
     first, second = (task_outputs(name, model, task, class_names=inputs.start.class_names,

@@ -1,7 +1,8 @@
 """REST endpoints of tuning runs, for project admins only.
 
 - `GET|POST /api/projects/{id}/tuning-runs/`: list, launch
-- `GET /api/tuning-runs/{id}/`: one run (progress, worker, heartbeat, error, result)
+- `GET /api/tuning-runs/{id}/`: one run (progress, worker, heartbeat, error, result and its
+  held-out selection)
 - `POST /api/tuning-runs/{id}/cancel/`, `POST /api/tuning-runs/{id}/retry/`
 - `GET /api/tuning-runs/{id}/metrics/?after=<step>`: logged steps past `after` (live curves)
 - `POST /api/model-versions/{id}/generate-candidates/`: the version's outputs on the project's
@@ -21,6 +22,7 @@ from projects.selectors import in_project
 from rewards.models import RewardModel
 from tuning.candidates import candidates_generate
 from tuning.models import RewardKind, TuningRun
+from tuning.selection import run_selection
 from tuning.selectors import run_for, runs_of, steps_of
 from tuning.services import (
     SAVE_EVERY_MAX,
@@ -69,9 +71,16 @@ class TuningRunOutput(serializers.Serializer):
     result_version = VersionOutput(allow_null=True)
     samples = serializers.JSONField(help_text='[{"image_url", "width", "height", "before", '
                                               '"after"}]: outputs of both models.')
+    selection = serializers.SerializerMethodField(
+        help_text='Held-out selection of the finished run: {"enabled", "metric", "name", '
+                  '"source" (ground_truth or learned_reward), "images", "start_metric", '
+                  '"best_metric", "best_step", "improved", "history", "summary"}; null before.')
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_selection(self, run: TuningRun) -> dict | None:
+        return run_selection(run)
 
 
 class StepOutput(serializers.Serializer):

@@ -9,6 +9,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from common.errors import ApplicationError
 from tuning.configs import on_project_images
+from tuning.selection import run_selection
 from tuning.selectors import run_for
 
 
@@ -24,4 +25,5 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "tuning/run.html", {
         "run": run, "page_data": page_data,
         "on_project_images": on_project_images(run.data_config),
+        "selection": run_selection(run),
     })

@@ -1,6 +1,6 @@
 """The run page in a real browser (Debian's chromium through Playwright, against
-live_server): curves grow as the worker logs steps, samples of both models appear when the run
-ends, and the cancel and retry buttons work."""
+live_server): curves grow as the worker logs steps, samples of both models and what the
+held-out selection kept appear when the run ends, and the cancel and retry buttons work."""
 
 import io
 from collections.abc import Iterator
@@ -83,7 +83,11 @@ def test_curves_grow_live_and_samples_show_at_the_end(page, run):
     Image.new("RGB", (48, 32), (30, 90, 160)).save(buffer, format="PNG")
     name = default_storage.save("tuning/sample.png", ContentFile(buffer.getvalue()))
     box = {"objects": [{"bbox": [4, 4, 20, 12], "category_id": 1, "score": 0.9}]}
-    version = run.project.model_versions.create(name="mle tuned", metrics={"map": 12.5})
+    kept_start = {"metric": "map", "name": "mAP", "source": "ground_truth", "images": 4,
+                  "start_step": 0, "start_metric": 12.5, "best_step": 0, "best_metric": 12.5,
+                  "improved": False, "history": [[0, 12.5], [10, 11.0]]}
+    version = run.project.model_versions.create(
+        name="mle tuned", metrics={"map": 12.5, "selection": kept_start})
     log_steps(run, range(7, 10))
     TuningRun.objects.filter(pk=run.pk).update(
         status=JobStatus.SUCCEEDED, result_version=version, samples=[{
@@ -94,6 +98,9 @@ def test_curves_grow_live_and_samples_show_at_the_end(page, run):
     assert page.locator(".sample figure").nth(1).locator("rect.box").count() == 1
     assert page.locator(".sample figure").nth(0).locator("rect.box").count() == 0
     assert "mle tuned: mAP 12.5" in page.text_content("#run-result")
+    assert page.text_content("#run-selection").startswith(
+        "The tuned version is the starting model: no step beat it on the held-out images")
+    assert "run-kept-start" in page.get_attribute("#run-selection", "class")
     assert page.is_hidden("#cancel-run")
 
 

@@ -37,3 +37,6 @@ def test_a_run_in_two_processes_trains_to_a_new_model_version(project_admin):
     own = load_checkpoint(Path(settings.MEDIA_ROOT) / run_checkpoint_name(run.pk))
     assert (own.step, own.run_config["processes"]) == (4, 2)
     assert "map" in run.result_version.metrics
+    # Rank 0's held-out selection comes back through torchrun: the start and the last step.
+    selection = run.result_version.metrics["selection"]
+    assert [step for step, _ in selection["history"]] == [0, 4]

@@ -1,6 +1,7 @@
 """The tuning task's body run in-process on a tiny real model: a run trains to a new
 ModelVersion, is idempotent, resumes from its checkpoint after its worker died without
-counting a step twice, stops when cancelled, and records its error when it fails."""
+counting a step twice, stops when cancelled, and records its error when it fails; its result
+records the held-out selection, which its page and API show."""
 
 import threading
 import time
@@ -8,7 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import torch
 from django.conf import settings
+from django.test import Client
 
 from common.jobs import JobStatus, beating
 from tests.integration.tuning_support import (
@@ -20,6 +23,7 @@ from tests.integration.tuning_support import (
 )
 from trainer.train.checkpoint import load_checkpoint
 from training import tuning_run as execute
+from training.checkpoints import load_version
 from training.tuning_run import execute_run
 from tuning.models import TuningRun, TuningStep
 from tuning.services import (
@@ -207,3 +211,47 @@ def test_the_heartbeat_stops_when_the_job_is_no_longer_this_worker_s():
         assert stopped.wait(timeout=30)
         time.sleep(0.05)
     assert calls == [1]
+
+
+def test_a_run_records_its_held_out_selection_and_says_when_it_kept_the_start(
+    shapes, admin_api, project_admin
+):
+    """The tiny model finds nothing on the 4 held-out scenes at any step (mAP 0 throughout),
+    so no step beats the start: the tuned version is the starting model, and says so."""
+    run = launch(shapes, select_every=2)
+    execute_run(run.pk, worker="w1")
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    version = run.result_version
+    selection = version.metrics["selection"]
+    assert (selection["metric"], selection["source"], selection["images"]) == \
+        ("map", "ground_truth", 4)
+    scores = dict(selection["history"])
+    assert sorted(scores) == [0, 2, 4]
+    assert (selection["start_metric"], selection["best_step"], selection["improved"]) == \
+        (scores[0], 0, False)
+    assert selection["best_metric"] >= selection["start_metric"]
+    tuned, start = load_checkpoint(version.checkpoint.path), load_version(run.start_version)
+    assert all(torch.equal(tuned.state[k], start.state[k]) for k in start.state)
+    # The held-out score of a step is on its row; the one after the last step is in the result.
+    rows = {s.step: s.metrics for s in TuningStep.objects.filter(run=run)}
+    assert sorted(rows) == [0, 1, 2, 3]
+    assert [rows[step].get("heldout_map") for step in range(4)] == [scores[0], None, scores[2],
+                                                                    None]
+    sentence = ("The tuned version is the starting model: no step beat it on the held-out "
+                "images (mAP 0 at the start; 4 held-out images, against their ground truth).")
+    detail = admin_api.get(f"/api/tuning-runs/{run.pk}/").json()["selection"]
+    assert (detail["enabled"], detail["best_step"], detail["summary"]) == (True, 0, sentence)
+    page = Client()
+    page.force_login(project_admin)
+    assert sentence in page.get(f"/tuning/runs/{run.pk}/").content.decode()
+
+
+def test_a_run_without_selection_says_its_version_is_the_last_step(shapes, admin_api):
+    run = launch(shapes, select_every=0)
+    execute_run(run.pk, worker="w1")
+    run.refresh_from_db()
+    assert run.result_version.metrics["selection"] is None
+    detail = admin_api.get(f"/api/tuning-runs/{run.pk}/").json()["selection"]
+    assert detail == {"enabled": False, "summary": "Held-out selection was off (select_every=0): "
+                                                   "the tuned version is the run's last step."}

@@ -1,7 +1,9 @@
 """Tuning on the project's own images (`"data": {"source": "project"}`), which usually have no
 ground truth: a learned reward tunes on them and the run reports the reward model's score
 before and after (COCO mAP only on images with ground truth); the metric reward, which needs
-ground truth, is refused at launch where an image lacks it."""
+ground truth, is refused at launch where an image lacks it. The export fixes which images are
+held out of training for the run's selection: items with ground truth where there are any
+(selected against it), else any items (selected by the learned reward)."""
 
 import json
 import math
@@ -23,6 +25,7 @@ from tests.integration.tuning_support import (
     version_with_checkpoint,
 )
 from trainer.train.checkpoint import load_checkpoint
+from training.project_images import project_images_folder
 from training.tuning_run import execute_run
 from tuning.models import TuningRun, TuningStep
 from tuning.services import RUN_TASK, tuning_run_launch
@@ -57,6 +60,11 @@ def run_on_project_images(project, **launch) -> TuningRun:
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED, run.error
     return run
+
+
+def heldout(run: TuningRun) -> dict:
+    folder = Path(settings.MEDIA_ROOT) / f"tuning/runs/{run.pk}/images"
+    return json.loads((folder / "heldout.json").read_text())
 
 
 def exported(run: TuningRun) -> tuple[dict, list[int]]:
@@ -157,3 +165,31 @@ def test_an_impossible_project_images_run_is_refused_with_its_field_and_nothing_
     assert response.status_code == status.HTTP_400_BAD_REQUEST
     assert field in response.json()["errors"], response.json()
     assert not TuningRun.objects.exists() and sent == []
+
+
+def test_the_run_selects_on_held_out_items_with_ground_truth_fixed_at_the_first_export(
+    shapes, rated, png_bytes
+):
+    annotated_ids = add_annotated_items(shapes, png_bytes, [TRUE_BOX], n=3)
+    run = run_on_project_images(shapes, reward="learned", reward_model=rated)
+    fixed = heldout(run)
+    assert fixed["ground_truth"] and len(fixed["image_ids"]) == 1
+    assert set(fixed["image_ids"]) <= set(annotated_ids)
+    selection = run.result_version.metrics["selection"]
+    assert (selection["metric"], selection["source"], selection["images"]) == \
+        ("map", "ground_truth", 1)
+    # A resumed run finds the export: items imported since change nothing it holds out.
+    item_create(project=shapes, file_name="later.png", image=png_bytes(32, 24, (9, 9, 9)),
+                ground_truth={"objects": [TRUE_BOX]})
+    project_images_folder(run)
+    assert heldout(run) == fixed
+
+
+def test_without_ground_truth_the_run_selects_by_the_learned_reward(shapes, rated):
+    run = run_on_project_images(shapes, reward="learned", reward_model=rated)
+    fixed = heldout(run)
+    assert not fixed["ground_truth"] and len(fixed["image_ids"]) == 1
+    selection = run.result_version.metrics["selection"]
+    assert (selection["metric"], selection["source"], selection["images"]) == \
+        ("learned_reward", "learned_reward", 1)
+    assert [step for step, _ in selection["history"]] == [0, 4]

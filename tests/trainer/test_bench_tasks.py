@@ -1,6 +1,8 @@
 """`bench captioning|panoptic|colorization`: each benchmark's pipeline runs end to end on tiny
-plans (the real --quick plans take about a minute each) and reports mle_/tuned_ figures; the
-MLE checkpoint is reused from its cache; the CLI prints the result as its last line."""
+plans (the real --quick plans take about a minute each) and reports mle_/tuned_ figures and
+those of the control, the MLE pretrained for the tuning's time more (mle_continued_); the
+tuned model is the best held-out step; the MLE checkpoint is reused from its cache; the CLI
+prints the result as its last line."""
 
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ def tiny_plan(task: str) -> BenchPlan:
         model=TINY_MODELS[task], task=config,
         data=DataConfig(max_objects=3, eval_images=3),
         pretrain=PretrainConfig(steps=2, batch_size=2, warmup=1),
-        tune=TuneConfig(steps=1, batch_size=2, samples=2, warmup=1),
+        tune=TuneConfig(steps=1, batch_size=2, samples=2, warmup=1, select_images=3),
     )
 
 
@@ -54,8 +56,14 @@ def test_benchmark_reports_mle_and_tuned_figures(task, tmp_path):
     result = run_task_benchmark(task, quick=True, runs_dir=tmp_path, progress=False,
                                 plan=tiny_plan(task))
     for name in EXPECTED[task]:
-        for stage in ("mle", "tuned"):
+        for stage in ("mle", "tuned", "mle_continued"):
             assert math.isfinite(result[f"{stage}_{name}"])
+    # The control trained by MLE from the cached checkpoint for about the tuning's time.
+    assert result["mle_continued_steps"] >= 1
+    assert result["mle_continued_s"] >= result["tune_s"] - 0.5
+    selection = result["tuned_selection"]
+    assert [step for step, _ in selection["history"]] == [0, 1]
+    assert selection["source"] == "ground_truth" and selection["images"] == 3
     assert result["task"] == task and result["test_images"] == 3
     assert result["pretrain_steps"] == 2 and result["tune_steps"] == 1
     assert not result["mle_cached"] and result["threads"] in (1, 2)

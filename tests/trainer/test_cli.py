@@ -111,3 +111,47 @@ def test_sample_writes_n_sets_per_image(capsys, tmp_path, checkpoint) -> None:
     code, _, err = run(capsys, "sample", "--checkpoint", checkpoint, "--out", str(out),
                        "--n", "0")
     assert code == 2 and "--n" in err
+
+
+def test_tune_prints_what_its_held_out_selection_kept(capsys, tmp_path, checkpoint) -> None:
+    code, stdout, err = run(capsys, "tune", "--checkpoint", checkpoint, "--quiet", "--runs",
+                            str(tmp_path), "--config", "steps=2", "batch_size=2", "samples=2",
+                            "select_every=1", "select_images=4")
+    assert code == 0, err
+    selection = json.loads(stdout.strip().splitlines()[-1])["selection"]
+    assert (selection["metric"], selection["source"], selection["images"]) == \
+        ("map", "ground_truth", 4)
+    assert [step for step, _ in selection["history"]] == [0, 1, 2]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"held-out mAP (4 images, ground truth): start "
+                           f"{selection['start_metric']:.4g}")
+    if selection["improved"]:
+        assert last.endswith(f"at step {selection['best_step']}")
+    else:
+        assert last.endswith("no step beat the start: the tuned checkpoint is the starting model")
+
+
+def test_a_data_folder_tunes_without_its_held_out_images(capsys, tmp_path, checkpoint) -> None:
+    """`--data DIR` still pretrains, tunes and evaluates; a seeded val_fraction of its images is
+    held out of training, and tuning selects on them; eval reports every image."""
+    folder = tmp_path / "coco"
+    export_shapes_coco(folder, "val", 10)
+    mle = tmp_path / "mle.pt"
+    code, _, err = run(capsys, "pretrain", "--quiet", "--data", str(folder), "--runs",
+                       str(tmp_path), "--save", str(mle), "--config", "steps=2",
+                       "batch_size=2", "warmup=1", "val_fraction=0.2", *TINY)
+    assert code == 0, err
+    code, stdout, err = run(capsys, "tune", "--checkpoint", str(mle), "--quiet", "--data",
+                            str(folder), "--runs", str(tmp_path), "--config", "steps=1",
+                            "batch_size=2", "samples=2", "select_every=1")
+    assert code == 0, err
+    selection = json.loads(stdout.strip().splitlines()[-1])["selection"]
+    assert (selection["metric"], selection["source"], selection["images"]) == \
+        ("map", "ground_truth", 2)
+    code, stdout, err = run(capsys, "eval", "--checkpoint", str(tmp_path / "tune" / "tune.pt"),
+                            "--quiet", "--data", str(folder), "--out", str(tmp_path / "r.json"))
+    assert code == 0, err
+    assert json.loads(stdout.strip().splitlines()[-1])["images"] == 10
+    code, _, err = run(capsys, "tune", "--checkpoint", str(mle), "--quiet", "--data",
+                       str(folder), "--runs", str(tmp_path), "--config", "val_fraction=0")
+    assert code == 2 and "holds none out (val_fraction=0.0)" in err and "select_every=0" in err

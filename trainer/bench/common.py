@@ -1,8 +1,11 @@
-"""What the trainer's benchmarks share: timing a call, picking the CPU thread count, and the MLE
-checkpoint cached under a hash of its configs (so a rerun tunes the same pretrained model)."""
+"""What the trainer's benchmarks share: timing a call, picking the CPU thread count, the MLE
+checkpoint cached under a hash of its configs (so a rerun tunes the same pretrained model), and
+the control every tuning is measured against: that MLE trained by MLE for the tuning's wall
+time more (`mle_continued`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,13 +14,15 @@ from typing import Any
 
 import torch
 
-from trainer.configs import DataConfig, PretrainConfig
+from trainer.configs import DataConfig, PretrainConfig, from_dict
 from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint, load_checkpoint
 from trainer.train.data import TrainStream, shapes_config
-from trainer.train.loops import pretrain
+from trainer.train.loops import RunResult, pretrain
 from trainer.train.metrics import MetricsLog
-from trainer.train.mle import make_optimizer, mle_step
+from trainer.train.mle import make_optimizer, mle_step, warmup_cosine
+
+MORE_STEPS = 1_000_000  # the control's step bound: its wall-time budget ends it first
 
 
 def timed(fn: Callable[[], Any], repeats: int = 3) -> float:
@@ -88,3 +93,22 @@ def rewrite_run_config(path: Path, run_config: dict) -> None:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     payload["run_config"] = run_config
     torch.save(payload, path)
+
+
+def mle_continued(pretrained: Pretrained, path: Path, data: DataConfig, seconds: float, *,
+                  threads: int, log: MetricsLog, progress: bool) -> RunResult:
+    """The control of a tuning run: the MLE checkpoint pretrained for `seconds` more (the
+    tuning's wall time), resumed with its optimiser state on the scenes after those it saw.
+
+    Its schedule ended at its floor rate, so the control goes on from that rate (no warmup),
+    decaying by its cosine to a tenth of it at the end of `seconds`: a second cycle from the
+    peak rate would first undo some of what the first one reached.
+    """
+    mle = pretrained.checkpoint
+    ran = from_dict(PretrainConfig, mle.run_config)
+    floor = ran.lr * warmup_cosine(mle.step, ran.steps, ran.warmup, time_fraction=1.0)
+    config = dataclasses.replace(ran, steps=mle.step + MORE_STEPS, lr=floor, warmup=0,
+                                 max_seconds=seconds, threads=threads)
+    return pretrain(mle.model_config, mle.task_config, data, config, checkpoint_path=path,
+                    task_name=mle.task_name, resume=mle, log=log, progress=progress,
+                    save_every=10**9)

@@ -1,9 +1,12 @@
 """`python -m trainer bench detection`: the whole recipe on Synthetic Shapes, with a fixed seed.
 
-Pretrain MLE, tune with REINFORCE on the train split only, evaluate both on the held-out test
-split, and time the pieces. The last line printed is one JSON object (see `run_benchmark`).
-Both models are measured at their best: every decoding setting of `trainer.train.evaluate`
-is scored and the best mAP counts (the MLE model's best is normally class-probability scores).
+Pretrain MLE, tune with REINFORCE on the train split only (the tuned model is the run's best
+step on the val split, its start included: `trainer.train.selection`), train the control (the
+MLE pretrained for the tuning's wall time more: `mle_continued_*`), evaluate the three on the
+held-out test split, and time the pieces. The last line printed is one JSON object (see
+`run_benchmark`). Every model is measured at its best: every decoding setting of
+`trainer.train.evaluate` is scored and the best mAP counts (the MLE model's best is normally
+class-probability scores).
 The MLE checkpoint is cached under `runs/bench-detection/` keyed by a hash of its configs;
 `--from-scratch` ignores the cache (the figures in docs/benchmarks.md come from such a run).
 """
@@ -17,7 +20,7 @@ from pathlib import Path
 import torch
 
 from trainer.bench import common
-from trainer.bench.common import Pretrained, pretrain_cached, timed
+from trainer.bench.common import Pretrained, mle_continued, pretrain_cached, timed
 from trainer.configs import (
     DataConfig,
     DetectionTaskConfig,
@@ -47,7 +50,8 @@ TUNE = TuneConfig(steps=20_000, batch_size=8, samples=8, baseline="loo", credit=
 QUICK_MODEL = dataclasses.replace(MODEL, d_model=64, encoder_layers=1, decoder_layers=1)
 QUICK_DATA = dataclasses.replace(DATA, eval_images=50)
 QUICK_PRETRAIN = dataclasses.replace(PRETRAIN, steps=60, warmup=10, max_seconds=40)
-QUICK_TUNE = dataclasses.replace(TUNE, steps=10, batch_size=4, warmup=2, max_seconds=20)
+QUICK_TUNE = dataclasses.replace(TUNE, steps=10, batch_size=4, warmup=2, max_seconds=20,
+                                 select_images=50)
 
 
 def pick_threads(model_config: ModelConfig, batch_size: int) -> int:
@@ -129,13 +133,17 @@ def run_benchmark(quick: bool = False, runs_dir: Path = Path("runs"), use_cache:
     tuned_path = root / "tuned.pt"
     tuned = tune(mle, data, tune_cfg, checkpoint_path=tuned_path, log=log, progress=progress,
                  save_every=10**9)
+    continued = mle_continued(pretrained, root / "mle-continued.pt", data, tuned.seconds,
+                              threads=threads, log=log, progress=progress)
 
     source = eval_source(data)
     mle_model, task = mle.build(pick_device())
     mle_metrics, _ = evaluate_model(mle_model, task, source)
     tuned_metrics, _ = evaluate_model(tuned.model, tuned.task, source)
+    continued_metrics, _ = evaluate_model(continued.model, continued.task, source)
     mle_best = best_decoding(mle_metrics, list(DECODINGS))
     tuned_best = best_decoding(tuned_metrics, list(DECODINGS))
+    continued_best = best_decoding(continued_metrics, list(DECODINGS))
     timings = time_sampling_and_steps(tuned_path, data, tune_cfg)
     reward_timing = time_reward_vs_reference(tune_cfg.batch_size, tune_cfg.samples)
     result = {
@@ -144,26 +152,29 @@ def run_benchmark(quick: bool = False, runs_dir: Path = Path("runs"), use_cache:
         "test_images": len(source),
         "mle_decoding": mle_best,
         "tuned_decoding": tuned_best,
+        "mle_continued_decoding": continued_best,
         "mle_by_decoding": mle_metrics,
         "tuned_by_decoding": tuned_metrics,
+        "mle_continued_by_decoding": continued_metrics,
+        "tuned_selection": tuned.selection.to_dict() if tuned.selection else None,
         "threads": threads,
         "pretrain_steps": pretrain_steps,
         "tune_steps": tuned.steps,
+        "mle_continued_steps": continued.steps - pretrain_steps,
         **timings,
         "reward_s": round(reward_timing["reward_s"], 5),
         "pycocotools_reward_equiv_s": round(reward_timing["pycocotools_reward_equiv_s"], 5),
         "reward_speedup": round(reward_timing["speedup"], 1),
         "pretrain_s": round(pretrain_s, 1),
         "tune_s": round(tuned.seconds, 1),
+        "mle_continued_s": round(continued.seconds, 1),
         "mle_step_s": round(mle_step_s, 4),
         "reinforce_step_s": round(tuned.step_s, 4),
-        "mle_map": mle_metrics[mle_best]["map"],
-        "tuned_map": tuned_metrics[tuned_best]["map"],
-        "mle_ap50": mle_metrics[mle_best]["ap50"],
-        "tuned_ap50": tuned_metrics[tuned_best]["ap50"],
-        "mle_ar100": mle_metrics[mle_best]["ar100"],
-        "tuned_ar100": tuned_metrics[tuned_best]["ar100"],
     }
+    for figure in ("map", "ap50", "ar100"):
+        result[f"mle_{figure}"] = mle_metrics[mle_best][figure]
+        result[f"tuned_{figure}"] = tuned_metrics[tuned_best][figure]
+        result[f"mle_continued_{figure}"] = continued_metrics[continued_best][figure]
     result["reinforce_step_ratio"] = round(
         result["reinforce_step_s"] / result["sample_plus_mle_step_s"], 2)
     result["total_s"] = round(time.perf_counter() - began, 1)

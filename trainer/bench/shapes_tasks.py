@@ -3,12 +3,16 @@ learn from Synthetic Shapes scenes, with a fixed seed.
 
 As `bench detection`: pretrain MLE (cached under `runs/bench-<task>/` by a hash of its configs;
 `--from-scratch` ignores the cache), tune with REINFORCE against the task's reward on the train
-split, evaluate both on the held-out test scenes with the task's evaluation (the registry's
-`evaluate_scenes`: pycocoevalcap CIDEr-D, torchmetrics PQ, colourfulness and PSNR), and time the
-pieces. Wall-time budgets end both runs on a shared 2-core CPU (the step counts are upper bounds
-that a GPU reaches first), so a full run stays under 45 minutes and `--quick` under 2.
-The last line printed is one JSON object (see `run_task_benchmark`): `mle_<metric>` and
-`tuned_<metric>` for each reported figure (`BENCHES[task].figures`).
+split (the tuned model is the run's best step on val scenes, its start included:
+`trainer.train.selection`), train the control (the MLE pretrained for the tuning's wall time
+more), evaluate the three on the held-out test scenes with the task's evaluation (the
+registry's `evaluate_scenes`: pycocoevalcap CIDEr-D, torchmetrics PQ, colourfulness and PSNR),
+and time the pieces. Wall-time budgets end the runs on a shared 2-core CPU (the step counts are
+upper bounds that a GPU reaches first): a full run's budgets add up to 50 minutes with a fresh
+MLE (22 min MLE, 14 min tuning, 14 min control), evaluation aside; `--quick`'s to 80 seconds.
+The last line printed is one JSON object (see `run_task_benchmark`): `mle_<metric>`,
+`tuned_<metric>` and `mle_continued_<metric>` for each reported figure
+(`BENCHES[task].figures`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import torch
 
-from trainer.bench.common import pick_threads, pretrain_cached
+from trainer.bench.common import mle_continued, pick_threads, pretrain_cached
 from trainer.configs import DataConfig, ModelConfig, PretrainConfig, TuneConfig, config_hash
 from trainer.data.shapes import generate_scene, scene_seed
 from trainer.models.colorizer import ColorizerConfig
@@ -63,11 +67,12 @@ def _quick(plan: BenchPlan, model: Any, task: Any | None = None) -> BenchPlan:
         task=task or plan.task,
         data=dataclasses.replace(plan.data, eval_images=50),
         pretrain=dataclasses.replace(plan.pretrain, steps=60, warmup=10, max_seconds=40),
-        tune=dataclasses.replace(plan.tune, steps=10, batch_size=4, warmup=2, max_seconds=20),
+        tune=dataclasses.replace(plan.tune, steps=10, batch_size=4, warmup=2, max_seconds=20,
+                                 select_images=50),
     )
 
 
-# Budgets: 22 min MLE + 14 min tuning + evaluation and set-up stay under 45 min on 2 cores.
+# Budgets: 22 min MLE + 14 min tuning + 14 min control (the tuning's time) on 2 cores.
 _DATA = DataConfig(max_objects=4, eval_images=500)
 _PRETRAIN = PretrainConfig(steps=100_000, batch_size=16, lr=1e-3, max_seconds=22 * 60)
 _TUNE = TuneConfig(steps=20_000, batch_size=8, samples=8, baseline="loo", lr=1e-4,
@@ -126,6 +131,8 @@ def run_task_benchmark(
     mle = pretrained.checkpoint
     tuned = tune(mle, plan.data, tune_cfg, checkpoint_path=root / "tuned.pt", log=log,
                  progress=progress, save_every=10**9)
+    continued = mle_continued(pretrained, root / "mle-continued.pt", plan.data, tuned.seconds,
+                              threads=threads, log=log, progress=progress)
 
     evaluate = task_entry(name).evaluate_scenes
     scenes = [generate_scene(scene_seed(plan.data.eval_split, i), shapes_config(plan.data))
@@ -134,6 +141,7 @@ def run_task_benchmark(
     mle_model, mle_task = mle.build(pick_device())
     mle_figures = evaluate(mle_model.eval(), mle_task, scenes)
     tuned_figures = evaluate(tuned.model.eval(), tuned.task, scenes)
+    continued_figures = evaluate(continued.model.eval(), continued.task, scenes)
     result: dict[str, Any] = {
         "task": name,
         "quick": quick,
@@ -141,11 +149,15 @@ def run_task_benchmark(
         "test_images": len(scenes),
         "mle": _rounded(mle_figures),
         "tuned": _rounded(tuned_figures),
+        "mle_continued": _rounded(continued_figures),
+        "tuned_selection": tuned.selection.to_dict() if tuned.selection else None,
         "threads": threads,
         "pretrain_steps": mle.step,
         "tune_steps": tuned.steps,
+        "mle_continued_steps": continued.steps - mle.step,
         "pretrain_s": round(pretrained.seconds, 1),
         "tune_s": round(tuned.seconds, 1),
+        "mle_continued_s": round(continued.seconds, 1),
         "eval_s": round(time.perf_counter() - eval_began, 1),
         "mle_step_s": round(pretrained.step_s, 4),
         "reinforce_step_s": round(tuned.step_s, 4),
@@ -153,6 +165,7 @@ def run_task_benchmark(
     for reported, key in bench.figures.items():
         result[f"mle_{reported}"] = round(mle_figures[key], 4)
         result[f"tuned_{reported}"] = round(tuned_figures[key], 4)
+        result[f"mle_continued_{reported}"] = round(continued_figures[key], 4)
     result["total_s"] = round(time.perf_counter() - began, 1)
     log.write("bench", 0, **{k: v for k, v in result.items() if not isinstance(v, dict)})
     return result

@@ -3,7 +3,9 @@
 A checkpoint is a `torch.save`d dict: the task's name (`trainer.tasks.registry`; "detection"
 when absent, as in checkpoints written before other tasks), the model, task and run configs
 (plain dicts), the class names, the stage ("pretrain" or "tune"), the step reached, the model
-weights and, for resuming, the optimiser state and the stream position. `load_checkpoint`
+weights and, for resuming, the optimiser state and the stream position. A tuning run's
+checkpoint written before its end also holds the weights of its best held-out step so far
+(`best_model`; `trainer.train.selection`), which a resumed run keeps. `load_checkpoint`
 raises `CheckpointError` with a one-line reason for a missing, unreadable or foreign file.
 """
 
@@ -44,6 +46,8 @@ class Checkpoint:
     optimizer: dict[str, Any] | None
     data_config: dict[str, Any]
     task_name: str = "detection"
+    # A tuning run's best held-out weights so far, when they are not `state`.
+    best_state: dict[str, Any] | None = None
 
     def build(self, device: torch.device | str = "cpu") -> tuple[nn.Module, Any]:
         entry = task_entry(self.task_name)
@@ -95,8 +99,10 @@ def save_checkpoint(
     data_config: Any,
     optimizer: torch.optim.Optimizer | None = None,
     task_name: str = "detection",
+    best_state: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write atomically (a temporary file renamed), so an interrupted save leaves the old one."""
+    """Write atomically (a temporary file renamed), so an interrupted save leaves the old one.
+    `best_state`: a tuning run's best held-out weights so far, when they are not the model's."""
     payload = {
         "format": FORMAT,
         "task": task_name,
@@ -110,6 +116,8 @@ def save_checkpoint(
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
     }
+    if best_state is not None:
+        payload["best_model"] = {k: v.detach().cpu() for k, v in best_state.items()}
     write_payload(path, payload)
 
 
@@ -130,6 +138,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             data_config=payload["data_config"],
             state=payload["model"],
             optimizer=payload["optimizer"],
+            best_state=payload.get("best_model"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} is incomplete or damaged ({exc})") from None

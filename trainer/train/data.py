@@ -2,14 +2,21 @@
 
 Training draws batches from an endless stream (fresh scenes for Synthetic Shapes: a first probe
 found that a fixed set of 4k scenes is memorised); evaluation uses a fixed, held-out source.
+A folder trains on all of its images but its held-out share (`trainer.data.splits`), on which
+tuning selects its best step, each drawn image flipped and scale-jittered (`DataConfig.augment`,
+`trainer.data.augment`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from trainer.configs import DataConfig
+from trainer.data.augment import augment
 from trainer.data.detection import (
     DetectionExample,
     DetectionSource,
@@ -18,6 +25,7 @@ from trainer.data.detection import (
 )
 from trainer.data.shapes import Scene, ShapesConfig, generate_scene, scene_seed
 from trainer.data.sources import detection_source
+from trainer.data.splits import folder_split
 
 
 def shapes_config(data: DataConfig) -> ShapesConfig:
@@ -31,21 +39,45 @@ def load_folder(data_dir: str) -> DetectionSource:
     return load_coco_dir(data_dir)
 
 
+@dataclass(frozen=True)
+class FolderShares:
+    """A data folder's images split: those trained on, and those held out."""
+
+    train: DetectionSource
+    heldout: DetectionSource
+    ground_truth: bool  # the held-out images' annotations are ground truth
+
+
+def folder_shares(data: DataConfig) -> FolderShares:
+    """The data folder's training and held-out images (`trainer.data.splits`); ValueError when
+    no image is left to train on."""
+    source = load_folder(data.data_dir)
+    split = folder_split(source, data.data_dir, data.val_fraction, data.split_seed)
+    train = source.with_images({e.image_id for e in source.examples} - split.heldout)
+    if not len(train):
+        raise ValueError(f"{data.data_dir}: every image is held out, none is left to train on")
+    return FolderShares(train, source.with_images(split.heldout), split.ground_truth)
+
+
 Collate = Callable[[Sequence[Scene], int], Any]
 
 
 class TrainStream:
     """Batches for training; `position` is saved in checkpoints to resume the stream.
 
-    Detection batches unless `batches_with` gives another task's collate.
+    Detection batches unless `batches_with` gives another task's collate. On a data folder it
+    draws from the folder's training share (`shares.train`), augmented when `data.augment`.
     """
 
     def __init__(self, data: DataConfig, split: str = "train", seed: int = 0, start: int = 0):
         self.source: DetectionSource | None = None
+        self.shares: FolderShares | None = None
         self.shapes: ShapesStream | None = None
         self.collate: Collate | None = None
+        self.data, self.seed = data, seed
         if data.data_dir:
-            self.source = load_folder(data.data_dir)
+            self.shares = folder_shares(data)
+            self.source = self.shares.train
             self.categories = self.source.categories
             self._examples: Iterator[DetectionExample] = self.source.endless(seed)
             for _ in range(start):
@@ -100,8 +132,18 @@ class TrainStream:
             return self.collate(scenes, image_size)
         if self.shapes is not None:
             return self.shapes.next_batch(batch_size, image_size)
+        examples = [self._drawn(next(self._examples), self._position + k)
+                    for k in range(batch_size)]
         self._position += batch_size
-        return collate([next(self._examples) for _ in range(batch_size)], image_size)
+        return collate(examples, image_size)
+
+    def _drawn(self, example: DetectionExample, position: int) -> DetectionExample:
+        """The example as trained on at `position` of the stream: augmented by a generator of
+        (seed, position), so a resumed or sharded stream sees the same images."""
+        if not self.data.augment:
+            return example
+        rng = np.random.default_rng((self.seed, position))
+        return augment(example, rng, self.data.scale_min, self.data.scale_max)
 
 
 def eval_source(data: DataConfig) -> DetectionSource:

@@ -30,7 +30,7 @@ from trainer.tasks.detection import Detections, DetectionTask, predict
 from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint
 from trainer.train.data import eval_source, shapes_config
-from trainer.train.loops import pick_device
+from trainer.train.device import pick_device
 
 # name -> (fill to max_boxes, score)
 DECODINGS: dict[str, tuple[bool, str]] = {

@@ -8,8 +8,9 @@ folder (one `torch.save`d job), runs
 whose processes each run `tune` (`trainer.train.distributed` says how they share the work),
 passes rank 0's metrics lines to `log` as they come (a log that raises, as the platform's does
 when a run is cancelled, stops the processes) and rebuilds the result from rank 0's final
-checkpoint. The processes exit when the launcher dies, so a killed worker leaves no run behind
-to overwrite the checkpoint a resumed run is writing.
+checkpoint (its held-out selection record included). The processes exit when the launcher
+dies, so a killed worker leaves no run behind to overwrite the checkpoint a resumed run is
+writing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from trainer.train.checkpoint import Checkpoint, load_checkpoint
 from trainer.train.distributed import leave
 from trainer.train.loops import RunResult, pick_device, tune
 from trainer.train.metrics import MetricsLog
+from trainer.train.selection import Selection
 
 JOB, METRICS, RESULT = "job.pt", "metrics.jsonl", "result.json"
 POLL_S = 0.5  # how often the launcher reads new metrics lines and checks on the processes
@@ -60,7 +62,8 @@ def tune_in_processes(pretrained: Checkpoint, data: DataConfig, config: TuneConf
         outcome = json.loads((folder / RESULT).read_text())
     final = load_checkpoint(checkpoint_path)
     model, task = final.build(pick_device())
-    return RunResult(model, task, final.class_names, **outcome)
+    return RunResult(model, task, final.class_names, **outcome,
+                     selection=Selection.from_dict(final.run_config.get("selection")))
 
 
 def _relay(process: subprocess.Popen, path: Path, log: Any) -> None:

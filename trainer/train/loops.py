@@ -2,7 +2,9 @@
 
 Both loops are thin: draw a batch, call the step function (`mle_step`, `reinforce_step`), log
 its metrics, checkpoint. The stream position is stored with the weights, so `resume` continues
-with the scenes the interrupted run had not seen yet.
+with the scenes the interrupted run had not seen yet. Tuning also scores its policy on held-out
+images every `select_every` steps and ends with the best of them, the start included
+(`trainer.train.selection`).
 """
 
 from __future__ import annotations
@@ -28,15 +30,12 @@ from trainer.reward_model.reward import LearnedRewardTask
 from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint, save_checkpoint
 from trainer.train.data import TrainStream, shapes_config
+from trainer.train.device import pick_device
 from trainer.train.distributed import image_generators, join
 from trainer.train.metrics import MetricsLog
 from trainer.train.mle import make_optimizer, mle_step, warmup_cosine
 from trainer.train.reinforce import reinforce_step
-
-
-def pick_device() -> torch.device:
-    """CUDA when there is a GPU, else the CPU: sizes scale up by config alone."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from trainer.train.selection import Selection, Selector, heldout_for
 
 
 @dataclass
@@ -47,6 +46,8 @@ class RunResult:
     seconds: float  # wall time of the loop
     step_s: float  # mean seconds per step (after the first few)
     steps: int  # the step reached (less than configured when a time budget ran out)
+    # Tuning's held-out selection (None: pretraining, or select_every=0); `model` is its best.
+    selection: Selection | None = None
 
 
 def _set_threads(threads: int) -> None:
@@ -151,6 +152,12 @@ def tune(
 ) -> RunResult:
     """REINFORCE tuning of a checkpoint on the train split (a stretch MLE did not use).
 
+    Every `config.select_every` steps, at the first and after the last, the policy is scored
+    on held-out images (`trainer.train.selection`); the run's final checkpoint and the model
+    returned are the best-scoring ones, the start included, and `RunResult.selection` (also in
+    the checkpoint's run config) says what was measured and what was kept. A resumed run keeps
+    the best so far, stored in its checkpoints.
+
     With `reward_model`, samples are scored by it (times `reward_scale`) instead of the metric,
     which is still logged beside it as `metric_reward`. `reference` is the policy the KL
     penalty (`kl_coef > 0`) anchors to: by default `pretrained` itself, which is right when
@@ -181,6 +188,13 @@ def tune(
         task, reward_model.to(device), scale=reward_scale)
     _check_tune_config(config, policy_task)
     frozen = _reference_policy(model, pretrained, reference, config, device)
+    selector = None
+    if config.select_every:
+        heldout = heldout_for(pretrained.task_name, data, config, stream, reward_model)
+        selector = Selector.begin(
+            heldout, config.select_every, model, start,
+            pretrained.run_config.get("selection") if resumed else None,
+            pretrained.best_state, active=world.leader)
     optimizer = make_optimizer(model, config.lr, 0.0, readout_lr=config.readout_lr)
     if resumed and pretrained.optimizer:
         optimizer.load_state_dict(pretrained.optimizer)
@@ -188,21 +202,28 @@ def tune(
             group.setdefault("base_lr", config.lr)
     log = (log or MetricsLog(None)) if world.leader else MetricsLog(None)
 
-    def save(step: int) -> None:
+    def save(step: int, final: bool = False) -> None:
+        """A checkpoint; before the end with the best weights so far beside the model's, at the
+        end with the best weights as the model's."""
         if world.leader:
+            run_config = _with_position(config, stream.position)
+            run_config["selection"] = selector.record.to_dict() if selector else None
             save_checkpoint(
                 checkpoint_path, model=model, task=task, class_names=pretrained.class_names,
-                stage="tune", step=step, run_config=_with_position(config, stream.position),
-                data_config=data, optimizer=optimizer, task_name=pretrained.task_name,
+                stage="tune", step=step, run_config=run_config, data_config=data,
+                optimizer=optimizer, task_name=pretrained.task_name,
+                best_state=None if final or selector is None else selector.best_state(),
             )
 
     times: list[float] = []
     began = time.perf_counter()
     bar = tqdm(range(start, config.steps), desc="tune", disable=not progress or not world.leader)
     for step in bar:
-        tick = time.perf_counter()
         if world.any(_time_fraction(began, config.max_seconds) >= 1):
             break
+        selecting = selector is not None and selector.due(step)
+        scored = selector.select(step, model, task) if selecting else {}
+        tick = time.perf_counter()  # the step's time, without the held-out scoring
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * min(1.0, (step + 1) / max(1, config.warmup))
         # This process's share of the batch; each image samples with its own generator.
@@ -211,16 +232,19 @@ def tune(
         metrics = reinforce_step(model, optimizer, policy_task, batch.to(device), config,
                                  sampler, frozen)
         times.append(time.perf_counter() - tick)
-        if step % config.log_every == 0 or step == config.steps - 1:
+        if step % config.log_every == 0 or step == config.steps - 1 or selecting:
             metrics = world.mean(metrics)
-            log.write("tune", step, lr=optimizer.param_groups[0]["lr"], **metrics)
+            log.write("tune", step, lr=optimizer.param_groups[0]["lr"], **metrics, **scored)
             bar.set_postfix(reward=f"{metrics['reward']:.3f}")
         if (step + 1) % save_every == 0:
             save(step + 1)
     done = start + len(times)
-    save(done)
+    # The policy after the last update has no step line of its own: a "select" line.
+    if selector is not None and (last := selector.finish(done, model, task)):
+        log.write("select", done, **last)
+    save(done, final=True)
     return RunResult(model, task, pretrained.class_names, time.perf_counter() - began,
-                     _timed_mean(times), done)
+                     _timed_mean(times), done, selector.record if selector else None)
 
 
 def _check_tune_config(config: TuneConfig, task: Any) -> None:

@@ -4,7 +4,8 @@
  * progress current, cancels or retries the run, and shows the sample outputs of the starting and
  * the tuned model side by side once the run has finished, drawn by the annotator UI's renderer
  * of the project's task (after the input image where that renderer shows the output apart from
- * it: a caption, a colorized image).
+ * it: a caption, a colorized image), with what its held-out selection kept (the API's sentence:
+ * plainly so when it is the start).
  */
 
 import * as captioning from "../annotate/render/captioning.js";
@@ -54,6 +55,10 @@ async function showDetails() {
   if (run.result_version) {
     document.getElementById("run-result").textContent = resultText(run.result_version);
   }
+  const selection = document.getElementById("run-selection");
+  selection.textContent = run.selection?.summary ?? "-";
+  selection.classList.toggle("run-kept-start",
+    Boolean(run.selection?.enabled && !run.selection.improved));
   project ??= await request("GET", `/api/projects/${run.project}/`);
   const samples = document.getElementById("samples");
   samples.replaceChildren(...run.samples.map((sample) => sampleRow(sample, run, project)));
