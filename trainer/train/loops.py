@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from trainer.configs import (
     DataConfig,
@@ -34,6 +33,7 @@ from trainer.train.device import pick_device
 from trainer.train.distributed import image_generators, join
 from trainer.train.metrics import MetricsLog
 from trainer.train.mle import make_optimizer, mle_step, warmup_cosine
+from trainer.train.progress import RunProgress
 from trainer.train.reinforce import reinforce_step
 from trainer.train.selection import Selection, Selector, heldout_for
 
@@ -112,8 +112,9 @@ def pretrain(
 
     times: list[float] = []
     began = time.perf_counter()
-    bar = tqdm(range(start, config.steps), desc="pretrain", disable=not progress)
-    for step in bar:
+    bar = RunProgress("pretrain", start=start, steps=config.steps,
+                      max_seconds=config.max_seconds, enabled=progress)
+    for step in range(start, config.steps):
         tick = time.perf_counter()
         spent = _time_fraction(began, config.max_seconds)
         if spent >= 1:
@@ -126,11 +127,14 @@ def pretrain(
             model, optimizer, batch.images, task.targets(batch, order), config.grad_clip
         )
         times.append(time.perf_counter() - tick)
+        shown = {}
         if step % config.log_every == 0 or step == config.steps - 1:
             log.write("pretrain", step, lr=optimizer.param_groups[0]["lr"], **metrics)
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}")
+            shown = {"loss": f"{metrics['loss']:.3f}"}
+        bar.step_done(step, **shown)
         if (step + 1) % save_every == 0:
             save(step + 1)
+    bar.close()
     done = start + len(times)
     save(done)
     return RunResult(model, task, class_names, time.perf_counter() - began, _timed_mean(times),
@@ -217,8 +221,9 @@ def tune(
 
     times: list[float] = []
     began = time.perf_counter()
-    bar = tqdm(range(start, config.steps), desc="tune", disable=not progress or not world.leader)
-    for step in bar:
+    bar = RunProgress("tune", start=start, steps=config.steps, max_seconds=config.max_seconds,
+                      enabled=progress and world.leader)
+    for step in range(start, config.steps):
         if world.any(_time_fraction(began, config.max_seconds) >= 1):
             break
         selecting = selector is not None and selector.due(step)
@@ -232,12 +237,15 @@ def tune(
         metrics = reinforce_step(model, optimizer, policy_task, batch.to(device), config,
                                  sampler, frozen)
         times.append(time.perf_counter() - tick)
+        shown = {}
         if step % config.log_every == 0 or step == config.steps - 1 or selecting:
             metrics = world.mean(metrics)
             log.write("tune", step, lr=optimizer.param_groups[0]["lr"], **metrics, **scored)
-            bar.set_postfix(reward=f"{metrics['reward']:.3f}")
+            shown = {"reward": f"{metrics['reward']:.3f}"}
+        bar.step_done(step, **shown)
         if (step + 1) % save_every == 0:
             save(step + 1)
+    bar.close()
     done = start + len(times)
     # The policy after the last update has no step line of its own: a "select" line.
     if selector is not None and (last := selector.finish(done, model, task)):
