@@ -1,5 +1,6 @@
-"""The annotator UI's pages. They only render: the project picker lists the user's projects,
-the annotate page hands the project's settings to the JavaScript, which talks to the REST API."""
+"""The annotator UI's pages. They only render: the project picker lists the user's projects
+(with their progress in each they annotate), the annotate page hands the project's settings to
+the JavaScript, which talks to the REST API."""
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -7,9 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from annotate.selectors import picker_projects
 from common.errors import ApplicationError
 from common.permissions import ADMINS, ANNOTATORS, project_for
-from projects.selectors import projects_for_user
 
 
 @login_required
@@ -17,7 +18,7 @@ def project_picker(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "annotate/project_picker.html",
-        {"projects": projects_for_user(request.user), "annotator_roles": ANNOTATORS,
+        {"entries": picker_projects(request.user), "annotator_roles": ANNOTATORS,
          "admin_roles": ADMINS},
     )
 
