@@ -1,5 +1,6 @@
-"""The annotator UI's pages. They only render: the project picker lists the user's projects,
-the annotate page hands the project's settings to the JavaScript, which talks to the REST API."""
+"""The annotator UI's pages. They only render: the project picker lists the user's projects
+(with their progress in each they annotate), the annotate page hands the project's settings to
+the JavaScript, which talks to the REST API."""
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -7,16 +8,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from annotate.selectors import picker_projects
 from common.errors import ApplicationError
 from common.permissions import ANNOTATORS, project_for
-from projects.selectors import projects_for_user
 
 
 @login_required
 def project_picker(request: HttpRequest) -> HttpResponse:
     # Each project's buttons are the pages the user's role opens (console's project_pages).
     return render(request, "annotate/project_picker.html",
-                  {"projects": projects_for_user(request.user)})
+                  {"entries": picker_projects(request.user)})
 
 
 # The page's JavaScript sends the csrftoken cookie back as X-CSRFToken, so the cookie must be set

@@ -8,6 +8,8 @@ labeling.answer_input, with the rest of an answer's rules) check the input those
 take as plain.
 """
 
+from dataclasses import asdict
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -16,11 +18,10 @@ from rest_framework.views import APIView
 
 from common.permissions import ADMINS, ANNOTATORS, project_for
 from labeling.answer_input import AnswerInput
-from labeling.models import Assignment
 from labeling.quality import project_quality
 from labeling.selectors import task_for, task_screen
-from labeling.services.skip_and_undo import answer_undo, task_skip
-from projects.models import Project, RatingMode
+from labeling.services.skip_and_undo import last_step_undo, task_skip
+from projects.models import RatingMode
 
 # --- Serializers ----------------------------------------------------------------------------
 
@@ -80,6 +81,13 @@ class AnswerWithNextOutput(AnswerOutput):
     )
 
 
+class UndoOutput(TaskOutput):
+    undone = serializers.ChoiceField(
+        choices=["answer", "skip"],
+        help_text="The step taken back: an answer withdrawn, or a skip; the task is its task.",
+    )
+
+
 class SkipOutput(serializers.Serializer):
     task = serializers.IntegerField()
     status = serializers.CharField()
@@ -111,11 +119,6 @@ class QualityOutput(serializers.Serializer):
 
 
 # --- Views ----------------------------------------------------------------------------------
-
-
-def _screen(request: Request, assignment: Assignment, project: Project) -> Response:
-    screen = task_screen(assignment=assignment, user=request.user, project=project)
-    return Response(TaskOutput(screen).data)
 
 
 class NextTaskApi(APIView):
@@ -155,13 +158,18 @@ class SkipApi(APIView):
 class UndoApi(APIView):
     @extend_schema(
         request=None,
-        responses={200: TaskOutput, 404: OpenApiResponse(description="Nothing to undo.")},
-        summary="Withdraw the caller's last answer in the project and lease its task again",
+        responses={
+            200: UndoOutput,
+            404: OpenApiResponse(description="Nothing to undo."),
+            409: OpenApiResponse(description="The skipped task has had all its answers since."),
+        },
+        summary="Undo the caller's last answer or skip in the project and lease its task again",
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id, roles=ANNOTATORS)
-        assignment = answer_undo(user=request.user, project=project)
-        return _screen(request, assignment, project)
+        undone = last_step_undo(user=request.user, project=project)
+        screen = task_screen(assignment=undone.assignment, user=request.user, project=project)
+        return Response(UndoOutput({**asdict(screen), "undone": undone.step}).data)
 
 
 class QualityApi(APIView):

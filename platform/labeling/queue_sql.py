@@ -340,3 +340,10 @@ def screen_rows(*, task_id: int, user_id: int, project_id: int, since: datetime)
 
 def task_count(*, project_id: int) -> int:
     return _fetchone(f"SELECT COUNT(*) FROM {TASK} WHERE project_id = %s", [project_id])[0]
+
+
+def done_counts(*, user_id: int, project_id: int, since: datetime) -> tuple[int, int]:
+    """(answered since `since`, answered in all): one annotator's answered tasks in a project,
+    counted as screen_rows counts them."""
+    done, params = _done_sql(since)
+    return _fetchone(done, [*params, user_id, project_id])

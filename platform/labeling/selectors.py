@@ -15,7 +15,13 @@ from rest_framework import status
 
 from common.errors import ApplicationError
 from labeling.models import Assignment, Task
-from labeling.queue_sql import project_mode_and_role, screen_rows, task_count, task_with_role
+from labeling.queue_sql import (
+    done_counts,
+    project_mode_and_role,
+    screen_rows,
+    task_count,
+    task_with_role,
+)
 from projects.models import Project
 
 # A project's task count, per process, for the progress line: counting every task on every
@@ -140,6 +146,12 @@ def _task_total(project_id: int) -> int:
 
 def start_of_day() -> datetime:
     return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def annotator_progress(*, user_id: int, project_id: int) -> Progress:
+    """The annotator's progress in the project, as their task screens carry it."""
+    today, done = done_counts(user_id=user_id, project_id=project_id, since=start_of_day())
+    return Progress(done_today=today, done=done, total=_task_total(project_id))
 
 
 def lease_screen(*, lease: Lease, user_id: int, project_id: int, rating_mode: str) -> TaskScreen:

@@ -3,9 +3,10 @@ live_server, and projects built with the platform's own services on Synthetic Sh
 
 - `browser` (session, tests/conftest.py): Debian's chromium; the tests skip when it is absent.
 - `page`: a fresh browser context and page, 1280 x 800; JavaScript errors fail the test.
-- `shapes_project(task=..., rating_mode=..., n_items=..., n_candidates=...)` -> ShapesProject:
-  the project, its admin and its annotator (password PASSWORD), on real Synthetic Shapes images
-  with candidate outputs of varied quality for the vision task.
+- `shapes_project(task=..., rating_mode=..., n_items=..., n_candidates=..., objects=...)` ->
+  ShapesProject: the project, its admin and its annotator (password PASSWORD), on real Synthetic
+  Shapes images with candidate outputs of varied quality for the vision task (for detection,
+  `objects` replaces every output's objects: a crowded image, say).
 - `log_in(page, live_server, user)`: logs in through the login form.
 """
 
@@ -153,7 +154,7 @@ def _output(task: str, scene: Scene, quality: int, name: str) -> dict:
 def shapes_project(transactional_db) -> Callable[..., ShapesProject]:
     def make(
         *, task: str = "detection", rating_mode: str = "scale", n_items: int = 4,
-        n_candidates: int = 1, ranking_k: int = 3,
+        n_candidates: int = 1, ranking_k: int = 3, objects: list[dict] | None = None,
     ) -> ShapesProject:
         serial = next(_serial)
         users = get_user_model().objects
@@ -176,8 +177,9 @@ def shapes_project(transactional_db) -> Callable[..., ShapesProject]:
             name = f"p{project.pk}_scene_{index:03d}"
             item = item_create(project=project, file_name=f"{name}.png", image=_png(pixels))
             for quality, version in enumerate(versions):
-                candidate_create(item=item, model_version=version,
-                                 output=_output(task, scene, quality, name))
+                output = _output(task, scene, quality, name) if objects is None \
+                    else {"objects": objects}
+                candidate_create(item=item, model_version=version, output=output)
         tasks_create(project=project)
         return ShapesProject(project=project, admin=admin, annotator=annotator)
 

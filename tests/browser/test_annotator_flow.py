@@ -1,5 +1,6 @@
 """The annotator's whole path in a real browser: log in, pick the project, rate tasks with the
-keyboard, undo one, and find exactly the answers given in the admin's export."""
+keyboard, undo one (an answer or a skip), see their progress on the projects page, and find
+exactly the answers given in the admin's export."""
 
 import json
 import re
@@ -211,3 +212,45 @@ def test_a_refused_answer_is_reported_without_stopping_the_annotator(
     expect(toast).to_contain_text("was not saved: You skipped this task.")
     expect(page.locator("#progress")).to_have_text("0 of 2 today")
     assert exported(built.project, built.admin) == []
+
+
+def test_undo_after_a_skip_brings_the_skipped_task_back(live_server, page, shapes_project, log_in):
+    built = shapes_project(task="detection", rating_mode="scale", n_items=3)
+    log_in(page, live_server, built.annotator)
+    page.goto(f"{live_server.url}/projects/{built.project.pk}/annotate/")
+    stage = page.locator("#stage")
+    progress = page.locator("#progress")
+    preloaded = re.compile(r"^[0-9]+$")
+    expect(stage).to_have_attribute("data-preloaded", preloaded)
+    first = int(stage.get_attribute("data-task-id"))
+    page.keyboard.press("5")
+    expect(progress).to_have_text("1 of 3 today")
+    expect(stage).to_have_attribute("data-preloaded", preloaded)
+    skipped = stage.get_attribute("data-task-id")
+
+    page.keyboard.press("s")  # by accident
+    expect(stage).not_to_have_attribute("data-task-id", skipped)
+    page.keyboard.press("u")
+    expect(stage).to_have_attribute("data-task-id", skipped)
+    expect(page.locator("#toasts .toast")).to_contain_text("The task you skipped is back.")
+    # The answer before the skip stands, and the skipped task takes its answer.
+    expect(progress).to_have_text("1 of 3 today")
+    page.keyboard.press("2")
+    expect(progress).to_have_text("2 of 3 today")
+    expect(stage).not_to_have_attribute("data-task-id", skipped)
+    assert scores_by_task(exported(built.project, built.admin)) == {first: 5, int(skipped): 2}
+
+
+def test_the_projects_page_shows_the_annotators_progress(live_server, page, shapes_project,
+                                                         log_in):
+    built = shapes_project(task="captioning", rating_mode="pairwise", n_items=2, n_candidates=2)
+    log_in(page, live_server, built.annotator)
+    card = page.locator(".project-card", has_text=built.project.name)
+    expect(card.locator(".project-progress")).to_have_text("You answered 0 of 2 tasks · 0 today")
+    card.locator("a", has_text="Annotate").click()
+    expect(page.locator("#stage .caption")).to_have_count(2)
+    page.keyboard.press("a")
+    expect(page.locator("#progress")).to_have_text("1 of 2 today")
+    page.click(".brand")
+    expect(card.locator(".project-progress")).to_have_text("You answered 1 of 2 tasks · 1 today")
+    assert card.locator("progress").get_attribute("value") == "1"

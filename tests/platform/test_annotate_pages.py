@@ -7,6 +7,9 @@ import re
 import pytest
 from django.test import Client
 
+from projects.models import Role
+from projects.services import membership_set
+
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-long-enough-password"
 
@@ -103,3 +106,19 @@ def test_logout_is_a_post_with_csrf(annotator):
     response = client.post("/logout/", {"csrfmiddlewaretoken": token})
     assert response.status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_picker_shows_each_projects_progress_to_its_annotators(api_client_for, annotator,
+                                                               project, make_user):
+    client = api_client_for(annotator)
+    task = client.get(f"/api/projects/{project.pk}/next-task/").json()
+    body = {"answer": {"choice": "A"}, "idempotency_key": "picker"}
+    assert client.post(f"/api/tasks/{task['id']}/answer/", body, format="json").status_code == 201
+    html = logged_in(annotator).get("/").content.decode()
+    assert "You answered 1 of 9 tasks · 1 today" in html
+    assert '<progress value="1" max="9"' in html
+    # A viewer answers nothing: no progress of theirs to show.
+    viewer = make_user()
+    membership_set(project=project, user=viewer, role=Role.VIEWER)
+    html = logged_in(viewer).get("/").content.decode()
+    assert project.name in html and "You answered" not in html

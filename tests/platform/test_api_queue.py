@@ -161,8 +161,29 @@ def test_skip_then_undo_over_http(annotator_api, project):
     assert answer(annotator_api, answered["id"], {"choice": "A"}).status_code == 201
     assert annotator_api.post(f"/api/tasks/{answered['id']}/skip/").status_code == 409
     assert Comparison.objects.get().choice == "A"
-    annotator_api.post(f"/api/projects/{project.pk}/undo/")
+    assert annotator_api.post(f"/api/projects/{project.pk}/undo/").json()["undone"] == "answer"
+    # The skip before the answers is the next step back: its task comes back.
+    undo_skip = annotator_api.post(f"/api/projects/{project.pk}/undo/")
+    assert undo_skip.status_code == 200
+    assert (undo_skip.json()["id"], undo_skip.json()["undone"]) == (skipped["id"], "skip")
     assert annotator_api.post(f"/api/projects/{project.pk}/undo/").status_code == 404
+
+
+def test_undo_right_after_a_skip_brings_the_skipped_task_back(annotator_api, project):
+    first = next_task(annotator_api, project)
+    assert answer(annotator_api, first["id"], {"choice": "A"}).status_code == 201
+    skipped = next_task(annotator_api, project)
+    assert annotator_api.post(f"/api/tasks/{skipped['id']}/skip/").status_code == 200
+    undo = annotator_api.post(f"/api/projects/{project.pk}/undo/")
+    assert undo.status_code == 200
+    body = undo.json()
+    assert (body["id"], body["undone"]) == (skipped["id"], "skip")
+    assert [c["label"] for c in body["candidates"]] == ["A", "B"]
+    assert body["progress"]["done"] == 1
+    # The answer before the skip is untouched, and the skipped task can be answered.
+    assert Comparison.objects.get().task_id == first["id"]
+    assert answer(annotator_api, skipped["id"], {"choice": "tie"}).status_code == 201
+    assert Comparison.objects.count() == 2
 
 
 def test_lease_expiry_over_http(settings, make_project, make_user, api_client_for):

@@ -6,10 +6,10 @@ import pytest
 from django.utils import timezone
 
 from common.errors import ApplicationError
-from labeling.models import Assignment, Comparison, Rating, Task
+from labeling.models import Assignment, AssignmentStatus, Comparison, Rating, Task
 from labeling.services.answers import answer_submit
 from labeling.services.leases import next_task_for
-from labeling.services.skip_and_undo import answer_undo, task_skip
+from labeling.services.skip_and_undo import answer_undo, last_step_undo, task_skip
 from labeling.services.task_creation import tasks_create
 from projects.models import RatingMode
 
@@ -122,3 +122,53 @@ def test_skip_keeps_the_task_away_and_undo_brings_the_last_answer_back(project, 
     with pytest.raises(ApplicationError) as error:
         answer_undo(user=annotator, project=project)
     assert error.value.status_code == 404
+
+
+def test_undo_takes_back_the_last_step_whether_answer_or_skip(project, annotator):
+    first, _ = answer_next(annotator, project, "k1")
+    skipped = next_task_for(user=annotator, project=project)
+    task_skip(user=annotator, task=skipped.task)
+    third, _ = answer_next(annotator, project, "k3")
+
+    steps = [last_step_undo(user=annotator, project=project) for _ in range(3)]
+    assert [(s.step, s.assignment.task_id) for s in steps] == [
+        ("answer", third.task_id), ("skip", skipped.task_id), ("answer", first.task_id)]
+    assert not Comparison.objects.exists()
+    # Each task is leased to the annotator again, the skipped one included.
+    held = Assignment.objects.filter(annotator=annotator, status=AssignmentStatus.LEASED)
+    assert set(held.values_list("task_id", flat=True)) == {
+        first.task_id, skipped.task_id, third.task_id}
+    assert all(a.lease_expires_at > timezone.now() for a in held)
+    with pytest.raises(ApplicationError) as error:
+        last_step_undo(user=annotator, project=project)
+    assert error.value.status_code == 404
+
+
+def test_undoing_a_skip_serves_the_task_again_and_it_can_be_answered(project, annotator):
+    skipped = next_task_for(user=annotator, project=project)
+    task_skip(user=annotator, task=skipped.task)
+    after = next_task_for(user=annotator, project=project)
+    assert after.task_id != skipped.task_id
+    undone = last_step_undo(user=annotator, project=project)
+    assert (undone.step, undone.assignment.task_id) == ("skip", skipped.task_id)
+    task = Task.objects.select_related("project").get(pk=skipped.task_id)
+    answer_submit(user=annotator, task=task, answer={"choice": "B"}, idempotency_key="back")
+    assert Comparison.objects.get().task_id == skipped.task_id
+    assert Task.objects.get(pk=skipped.task_id).answer_count == 1
+
+
+def test_a_skipped_task_filled_by_others_cannot_come_back(make_project, make_user):
+    alice, bob = make_user(), make_user()
+    project = make_project(rating_mode=RatingMode.SCALE, overlap=1, n_items=2, n_candidates=1,
+                           annotators=[alice, bob])
+    answered, _ = answer_next(alice, project, "a1")
+    skipped = next_task_for(user=alice, project=project)
+    task_skip(user=alice, task=skipped.task)
+    bobs, _ = answer_next(bob, project, "b1")
+    assert bobs.task_id == skipped.task_id
+    with pytest.raises(ApplicationError) as error:
+        last_step_undo(user=alice, project=project)
+    assert error.value.status_code == 409
+    assert Task.objects.get(pk=skipped.task_id).answer_count == 1
+    # The skip is forgotten, so the next undo walks back to the answer before it.
+    assert last_step_undo(user=alice, project=project).assignment.task_id == answered.task_id

@@ -9,10 +9,11 @@
  */
 
 import * as api from "./api.js";
-import { COMMON_KEYS, bindKeys, keyCap, modeKeys } from "./keyboard.js";
+import { COMMON_KEYS, POINTER_HELP, VIEW_KEYS, bindKeys, keyCap, modeKeys } from "./keyboard.js";
 import { categoryColor, inkOn } from "./render/colors.js";
 import { renderTask } from "./render/index.js";
 import { toast } from "./toast.js";
+import { ZOOM_STEP, stageZoom } from "./zoom.js";
 
 const project = JSON.parse(document.getElementById("project-data").textContent);
 const stage = document.getElementById("stage");
@@ -20,6 +21,7 @@ const controls = document.getElementById("mode-controls");
 const progress = document.getElementById("progress");
 const help = document.getElementById("help");
 const instructions = document.getElementById("instructions");
+const zoom = stageZoom(stage);
 
 const state = {
   screen: null, // {task, view, key, shownAt}: what the annotator sees now
@@ -57,19 +59,25 @@ function keymap() {
   if (help.open) return HELP_KEY;
   const panelCount = state.screen ? state.screen.task.candidates.length : 0;
   const own = state.screen ? modeKeys(project.rating_mode, panelCount) : [];
-  return [...own, ...COMMON_KEYS];
+  return [...own, ...COMMON_KEYS, ...VIEW_KEYS];
 }
+
+// aria-keyshortcuts names keys by their values, with "+" between keys.
+const ARIA_KEYS = { "?": "Shift+?", "+": "Plus" };
 
 function button(entry, extraClass = "") {
   const node = document.createElement("button");
   node.type = "button";
   node.className = `btn key-btn ${extraClass}`.trim();
   node.dataset.key = entry.key;
-  node.setAttribute("aria-keyshortcuts", entry.key === "?" ? "Shift+Slash" : entry.key);
+  node.setAttribute("aria-keyshortcuts", ARIA_KEYS[entry.key] ?? entry.key);
   node.title = entry.help;
   const kbd = document.createElement("kbd");
   kbd.textContent = keyCap(entry.key);
-  node.append(kbd, document.createTextNode(` ${entry.label}`));
+  const label = document.createElement("span");
+  label.className = "key-label";
+  label.textContent = entry.label;
+  node.append(kbd, " ", label);
   node.addEventListener("click", () => act(entry.action));
   return node;
 }
@@ -86,14 +94,15 @@ function renderHelp() {
   const list = help.querySelector("dl");
   list.replaceChildren();
   const panelCount = state.screen?.task.candidates.length ?? project.ranking_k;
-  const entries = [...modeKeys(project.rating_mode, panelCount), ...COMMON_KEYS];
-  for (const entry of entries) {
+  const entries = [...modeKeys(project.rating_mode, panelCount), ...COMMON_KEYS, ...VIEW_KEYS]
+    .map((entry) => ({ cap: keyCap(entry.key), help: entry.help }));
+  for (const { cap, help: text } of [...entries, ...POINTER_HELP]) {
     const term = document.createElement("dt");
     const kbd = document.createElement("kbd");
-    kbd.textContent = keyCap(entry.key);
+    kbd.textContent = cap;
     term.append(kbd);
     const description = document.createElement("dd");
-    description.textContent = entry.help;
+    description.textContent = text;
     list.append(term, description);
   }
 }
@@ -121,6 +130,9 @@ function show(screen) {
   state.screen = screen;
   clearRanking(); // a screen shown again (after an undo) starts unranked
   stage.replaceChildren(screen.view.element);
+  // Each screen starts whole and with its outputs shown: an answer is given having seen them.
+  setOutputsHidden(false);
+  zoom.reset();
   stage.setAttribute("aria-busy", "false");
   stage.dataset.taskId = String(screen.task.id);
   renderControls();
@@ -216,14 +228,17 @@ function undo() {
   enqueue(() => api.undoLast(project.id))
     .then((task) => {
       if (!task) {
-        toast("There is no answer to undo.", { kind: "info" });
+        toast("There is nothing to undo.", { kind: "info" });
         return;
       }
       // The screen left behind is still leased to this annotator: it comes back next.
       setNext(current);
       takeProgress(task);
       show(prepare(task));
-      toast("Your last answer was withdrawn: answer it again.", { kind: "info" });
+      const undone = task.undone === "skip"
+        ? "The task you skipped is back."
+        : "Your last answer was withdrawn: answer it again.";
+      toast(undone, { kind: "info" });
     })
     .catch((error) => toast(`Could not undo: ${error.message}`))
     .finally(() => {
@@ -273,12 +288,31 @@ function toggleHelp() {
   }
 }
 
+function setOutputsHidden(hidden) {
+  stage.classList.toggle("outputs-hidden", hidden);
+  for (const node of document.querySelectorAll("[data-key='h']")) {
+    node.setAttribute("aria-pressed", String(hidden));
+  }
+}
+
+/** The view keys: they change what is seen of the screen, never the answer. */
+function actOnView(action) {
+  if (action.type === "outputs") {
+    setOutputsHidden(!stage.classList.contains("outputs-hidden"));
+  } else if (action.value === 0) {
+    zoom.reset();
+  } else {
+    zoom.zoomBy(action.value > 0 ? ZOOM_STEP : 1 / ZOOM_STEP);
+  }
+}
+
 function act(action) {
   if (action.type === "help") return toggleHelp();
   if (action.type === "instructions") {
     instructions.hidden = !instructions.hidden;
     return;
   }
+  if (action.type === "outputs" || action.type === "zoom") return actOnView(action);
   if (help.open || state.busy) return;
   if (action.type === "undo") return undo();
   if (!state.screen) return; // loading or no more tasks: nothing to answer
@@ -308,12 +342,16 @@ function colorLegend() {
 
 function start() {
   colorLegend();
-  // On a narrow window the instructions would cover the images: they wait for the I key.
+  // On a narrow window the instructions would take the images' room: they wait for the I key.
   if (matchMedia("(max-width: 900px)").matches) instructions.hidden = true;
   bindKeys(keymap, act);
   for (const entry of COMMON_KEYS) {
     document.getElementById("common-controls").append(button(entry, "btn-quiet"));
   }
+  for (const entry of VIEW_KEYS) {
+    document.getElementById("view-controls").append(button(entry, "btn-quiet"));
+  }
+  setOutputsHidden(false);
   help.querySelector("[data-close]").addEventListener("click", () => help.close());
   advance();
 }

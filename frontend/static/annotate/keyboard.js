@@ -5,8 +5,8 @@
 
 const SCALE_LABELS = ["Bad", "Poor", "Fair", "Good", "Excellent"];
 
-function entry(key, label, help, type, value) {
-  return { key, label, help, action: { type, value } };
+function entry(key, label, help, type, value, also = []) {
+  return { key, label, help, action: { type, value }, also };
 }
 
 /**
@@ -40,9 +40,24 @@ export function modeKeys(ratingMode, panelCount) {
 /** Keys every mode has. */
 export const COMMON_KEYS = [
   entry("s", "Skip", "Skip this task", "skip"),
-  entry("u", "Undo", "Undo your last answer", "undo"),
+  entry("u", "Undo", "Undo your last answer or skip (again: the one before)", "undo"),
   entry("i", "Instructions", "Show or hide the instructions", "instructions"),
   entry("?", "Keys", "Show or hide this list of keys", "help"),
+];
+
+/** Keys that change how the image is seen, never the answer. */
+export const VIEW_KEYS = [
+  entry("h", "Hide outputs", "Hide or show the drawn outputs, to see the image under them",
+    "outputs"),
+  entry("+", "Zoom in", "Zoom in (the mouse wheel zooms around the pointer)", "zoom", 1, ["="]),
+  entry("-", "Zoom out", "Zoom out", "zoom", -1),
+  entry("0", "Reset zoom", "Show the whole image again", "zoom", 0),
+];
+
+/** Pointer gestures, for the help overlay: {cap, help}. */
+export const POINTER_HELP = [
+  { cap: "Wheel", help: "Zoom in or out around the pointer" },
+  { cap: "Drag", help: "Move the zoomed image" },
 ];
 
 /** How a key is written on a button or in the help. */
@@ -60,7 +75,7 @@ export function bindKeys(getKeymap, onAction) {
     if (event.repeat || event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
     if (event.target.closest?.("input, textarea, select, [contenteditable]")) return;
     const pressed = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-    const entry = getKeymap().find((item) => item.key === pressed);
+    const entry = getKeymap().find((item) => item.key === pressed || item.also.includes(pressed));
     if (!entry) return;
     event.preventDefault();
     onAction(entry.action);

@@ -23,7 +23,8 @@ const PIXELATED_BELOW = 256;
 
 /**
  * A box with the aspect ratio of a width x height image, as large as its panel allows, holding
- * the image. Overlays placed in it with `inset: 0` line up with the image pixel for pixel.
+ * the image in a layer that zooms and pans as one (../zoom.js). Overlays put in that layer
+ * (`onImage`) with `inset: 0` line up with the image pixel for pixel at every zoom.
  */
 export function imageFrame(url, width, height, alt) {
   const frame = el("div", { class: "frame" });
@@ -32,8 +33,13 @@ export function imageFrame(url, width, height, alt) {
     src: url, alt, width: String(width), height: String(height), draggable: "false",
   });
   if (Math.max(width, height) < PIXELATED_BELOW) frame.classList.add("pixelated");
-  frame.append(img);
+  frame.append(el("div", { class: "zoom-layer" }, [img]));
   return frame;
+}
+
+/** Put overlays on a frame's image, in the layer that zooms with it. */
+export function onImage(frame, ...overlays) {
+  frame.querySelector(".zoom-layer").append(...overlays);
 }
 
 /** An SVG layer over a frame whose user units are pixels of the width x height image. */

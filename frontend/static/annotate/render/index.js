@@ -57,6 +57,7 @@ export function renderTask(task, project) {
     return node;
   });
   screen.style.setProperty("--columns", String(screen.children.length));
+  screen.dataset.columns = String(screen.children.length); // narrow windows wrap 3 or more
   screen.style.setProperty("--outputs", String(panels.length));
   return { element: screen, panels, images };
 }

@@ -9,7 +9,7 @@
  */
 
 import { categoryColor, rgbOf } from "./colors.js";
-import { el, imageFrame, pixelSvg, svgEl } from "./dom.js";
+import { el, imageFrame, onImage, pixelSvg, svgEl } from "./dom.js";
 
 export const showsInput = false;
 
@@ -85,7 +85,7 @@ export function fill(body, output, item, project) {
   const frame = imageFrame(item.image_url, item.width, item.height, "Image with the segments");
   const canvas = el("canvas", { class: "overlay", "aria-hidden": "true" });
   const outline = pixelSvg(item.width, item.height);
-  frame.append(canvas, outline);
+  onImage(frame, canvas, outline);
   body.append(frame);
   const segments = output.segments ?? [];
   const url = output.png_url ?? output.overlay_url;
