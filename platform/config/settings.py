@@ -88,11 +88,19 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's JSON parser through common.json_input: depth and size limits on every JSON body.
+    "DEFAULT_PARSER_CLASSES": [
+        "common.json_input.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "common.errors.exception_handler",
 }
+# Errors outside DRF's views are JSON under /api/ too (config.urls has the other handlers).
+CSRF_FAILURE_VIEW = "common.error_views.csrf_failure"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tunelab API",

@@ -1,4 +1,5 @@
-"""Root URLs: the admin, the REST API with its OpenAPI schema, and the annotator UI."""
+"""Root URLs: the admin, the REST API with its OpenAPI schema, and the annotator UI; error
+views that answer JSON under /api/ (common.error_views)."""
 
 from django.conf import settings
 from django.conf.urls.static import static
@@ -24,6 +25,11 @@ urlpatterns = [
     path("", include("annotate.urls")),
     # The platform's apps add their `path("api/...", include(...))` and UI routes here.
 ]
+
+handler400 = "common.error_views.bad_request"
+handler403 = "common.error_views.permission_denied"
+handler404 = "common.error_views.page_not_found"
+handler500 = "common.error_views.server_error"
 
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.integers import IdField
 from common.permissions import ADMINS, ANNOTATORS, project_for
 from labeling.models import Assignment, Comparison, Rating
 from labeling.quality import project_quality
@@ -53,9 +54,7 @@ class TaskOutput(serializers.Serializer):
 
 
 class NextTaskInput(serializers.Serializer):
-    after = serializers.IntegerField(
-        required=False, min_value=1, help_text="A task the caller already shows: lease another."
-    )
+    after = IdField(required=False, help_text="A task the caller already shows: lease another.")
 
 
 class AnswerInput(serializers.Serializer):

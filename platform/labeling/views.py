@@ -9,6 +9,7 @@ usual path.
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 
+from common.integers import query_int
 from common.permissions import ANNOTATORS
 from common.plain_api import (
     authenticated_user_id,
@@ -27,12 +28,7 @@ MAX_TIME_SPENT_MS = 86_400_000
 
 def _after(query: QueryDict) -> int | None:
     """`?after=`: a task id, checked as NextTaskInput does."""
-    raw = query.get("after")
-    if raw is None:
-        return None
-    if raw.isascii() and raw.isdigit() and int(raw) >= 1:
-        return int(raw)
-    return validated(api.NextTaskInput, query).get("after")
+    return query_int(query, "after", min_value=1)
 
 
 def _answer_input(data: object) -> dict:

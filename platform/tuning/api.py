@@ -15,11 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.integers import INT_MAX, IdField
 from common.permissions import ADMINS, project_for
 from projects.models import ModelVersion
 from projects.selectors import in_project
 from rewards.models import RewardModel
-from tuning.candidates import candidates_generate
+from tuning.candidates import MAX_SAMPLES, candidates_generate
 from tuning.models import RewardKind, TuningRun
 from tuning.selectors import run_for, runs_of, steps_of
 from tuning.services import tuning_run_cancel, tuning_run_launch, tuning_run_retry
@@ -28,14 +29,15 @@ STEPS_PER_PAGE = 1000
 
 
 class TuningRunInput(serializers.Serializer):
-    start_version = serializers.IntegerField(help_text="Id of the ModelVersion to tune.")
+    start_version = IdField(help_text="Id of the ModelVersion to tune.")
     reward = serializers.ChoiceField(choices=RewardKind.choices, default=RewardKind.METRIC)
-    reward_model = serializers.IntegerField(required=False, allow_null=True,
-                                            help_text="Id of a RewardModel (learned reward).")
+    reward_model = IdField(required=False, allow_null=True,
+                           help_text="Id of a RewardModel (learned reward).")
     config = serializers.DictField(default=dict, help_text="trainer TuneConfig fields.")
     data = serializers.DictField(default=dict, help_text='trainer DataConfig fields, or '
                                  '{"source": "project"}: the project\'s own images.')
-    save_every = serializers.IntegerField(default=50, help_text="Steps between checkpoints.")
+    save_every = serializers.IntegerField(default=50, min_value=1, max_value=INT_MAX,
+                                          help_text="Steps between checkpoints.")
 
 
 class VersionOutput(serializers.Serializer):
@@ -74,7 +76,7 @@ class StepOutput(serializers.Serializer):
 
 
 class MetricsQuery(serializers.Serializer):
-    after = serializers.IntegerField(required=False, min_value=-1,
+    after = serializers.IntegerField(required=False, min_value=-1, max_value=INT_MAX,
                                      help_text="Only steps after this one.")
 
 
@@ -143,8 +145,10 @@ class TuningRunMetricsApi(APIView):
 
 
 class GenerateInput(serializers.Serializer):
-    samples = serializers.IntegerField(default=1, help_text="Outputs per item.")
-    temperature = serializers.FloatField(default=0.0, help_text="0 = greedy decoding.")
+    samples = serializers.IntegerField(default=1, min_value=1, max_value=MAX_SAMPLES,
+                                       help_text="Outputs per item.")
+    temperature = serializers.FloatField(default=0.0, min_value=0.0,
+                                         help_text="0 = greedy decoding.")
 
 
 class GenerateOutput(serializers.Serializer):
