@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from common.integers import IdField
 from common.permissions import ADMINS, ANNOTATORS, project_for
+from common.schema import conflict, error_response
 from labeling.models import Assignment, Comparison, Rating
 from labeling.quality import project_quality
 from labeling.selectors import task_for, task_screen
@@ -61,7 +62,7 @@ class AnswerInput(serializers.Serializer):
     answer = serializers.DictField(
         help_text='{"score": 1..5}, {"choice": "A" | "B" | "tie"} or {"ranking": [ids]}.'
     )
-    idempotency_key = serializers.CharField(max_length=64)
+    idempotency_key = serializers.CharField(min_length=1, max_length=64)
     time_spent_ms = serializers.IntegerField(min_value=0, max_value=86_400_000, default=0)
 
 
@@ -146,7 +147,8 @@ class AnswerApi(APIView):
     @extend_schema(
         request=AnswerInput,
         parameters=[NextTaskInput],
-        responses={201: AnswerWithNextOutput, 200: AnswerWithNextOutput},
+        responses={201: AnswerWithNextOutput, 200: AnswerWithNextOutput,
+                   **conflict("The task is not leased to you, or the key is another task's.")},
         summary="Answer a leased task and get the next one (the same idempotency key again "
                 "returns the first answer)",
     )
@@ -155,7 +157,8 @@ class AnswerApi(APIView):
 
 
 class SkipApi(APIView):
-    @extend_schema(request=None, responses=SkipOutput, summary="Skip a task")
+    @extend_schema(request=None, summary="Skip a task",
+                   responses={200: SkipOutput, **conflict("You answered this task.")})
     def post(self, request: Request, task_id: int) -> Response:
         task = task_for(request.user, task_id, roles=ANNOTATORS)
         task_skip(user=request.user, task=task)
@@ -165,7 +168,8 @@ class SkipApi(APIView):
 class UndoApi(APIView):
     @extend_schema(
         request=None,
-        responses={200: TaskOutput, 404: OpenApiResponse(description="Nothing to undo.")},
+        responses={200: TaskOutput,
+                   404: error_response("Nothing to undo, or no such project visible to you.")},
         summary="Withdraw the caller's last answer in the project and lease its task again",
     )
     def post(self, request: Request, project_id: int) -> Response:

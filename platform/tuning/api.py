@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from common.integers import INT_MAX, IdField
 from common.permissions import ADMINS, project_for
+from common.schema import conflict
 from projects.models import ModelVersion
 from projects.selectors import in_project
 from rewards.models import RewardModel
@@ -118,14 +119,16 @@ class TuningRunApi(APIView):
 
 
 class TuningRunCancelApi(APIView):
-    @extend_schema(request=None, responses=TuningRunOutput)
+    @extend_schema(request=None, responses={200: TuningRunOutput,
+                                            **conflict("The run has finished already.")})
     def post(self, request: Request, run_id: int) -> Response:
         run = tuning_run_cancel(run=run_for(request.user, run_id))
         return Response(TuningRunOutput(run).data)
 
 
 class TuningRunRetryApi(APIView):
-    @extend_schema(request=None, responses=TuningRunOutput)
+    @extend_schema(request=None, responses={
+        200: TuningRunOutput, **conflict("Only a failed or cancelled run can be retried.")})
     def post(self, request: Request, run_id: int) -> Response:
         run = tuning_run_retry(run=run_for(request.user, run_id))
         return Response(TuningRunOutput(run).data)
