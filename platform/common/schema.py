@@ -9,8 +9,8 @@ view declares that code itself, all with the error body (common.errors):
 - 401 where a caller authenticates (no credentials, or a bad token);
 - 403 on unsafe methods (CSRF for session callers) and where an id in the path is checked
   against the caller's role;
-- 404 where the path has an id (unknown, past the id range, or not visible) and on paginated
-  lists (a page past the end);
+- 404 where the path has an id (unknown, past the id range, or not visible), on paginated
+  lists (a page past the end) and where `?format=` picks DRF's renderer (an unknown one);
 - 415 where a body is read (another media type).
 
 409 is the views' own to declare (`conflict`), where a state can refuse the request.
@@ -72,7 +72,8 @@ class AutoSchema(openapi.AutoSchema):
             errors[401] = "Not authenticated, or a bad token."
         if unsafe or (in_path and self.view.get_authenticators()):
             errors[403] = "Not allowed: your role in the project, or a session without CSRF."
-        if in_path or any(p["name"] == "page" and p["in"] == "query" for p in parameters):
+        if in_path or any(p["name"] in ("page", "format") and p["in"] == "query"
+                          for p in parameters):
             errors[404] = "No such object visible to you (or no such page)."
         if body:
             errors[415] = "A body of another media type than the ones listed."
