@@ -46,8 +46,6 @@ CONFIG = {
                     "generation": {"max-examples": 4}}],
 }
 CHECKS = [not_a_server_error, status_code_conformance]
-# Operations whose fix belongs to code another change owns: {(method, path): reason}.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 # Ids of real rows by path parameter name, filled by `rows` for the running test.
 REAL_IDS: dict[str, list[int]] = {}
 
@@ -104,10 +102,7 @@ def _with_real_ids(case) -> None:
             case.path_parameters[name] = real[value // 2 % len(real)]
 
 
-def _check(request, case, user) -> None:
-    reason = KNOWN_FAILURES.get((case.method.upper(), case.path))
-    if reason:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+def _check(case, user) -> None:
     _with_real_ids(case)
     token = Token.objects.get_or_create(user=user)[0].key
     response = case.call(headers={"Authorization": f"Token {token}"})
@@ -121,11 +116,11 @@ SETTINGS = settings(deadline=None, suppress_health_check=[
 
 @schema.parametrize()
 @SETTINGS
-def test_as_the_project_admin(request, case, rows, project_admin):
-    _check(request, case, project_admin)
+def test_as_the_project_admin(case, rows, project_admin):
+    _check(case, project_admin)
 
 
 @schema.parametrize()
 @SETTINGS
-def test_as_an_annotator(request, case, rows, annotator):
-    _check(request, case, annotator)
+def test_as_an_annotator(case, rows, annotator):
+    _check(case, annotator)
