@@ -12,6 +12,7 @@
     python -m trainer sample --checkpoint runs/pan/tune.pt --out pan.json  # + PNGs in pan/
     python -m trainer bench detection|captioning|panoptic|colorization [--quick]
     python -m trainer bench rlhf [--quick] [--noise 0.05] [--pairs 2000] [--kl-coef 0.05]
+        [--tune-steps N]
 
 `--config key=value` sets any field of the run's configs (`--help-config` lists them with their
 help). Every run writes `runs/<name>/metrics.jsonl`. `tune` scores its policy on held-out images
@@ -214,7 +215,8 @@ def _sample_scenes(args: argparse.Namespace, checkpoint: Any, data: DataConfig) 
 def cmd_bench(args: argparse.Namespace) -> int:
     # Only the settings given, so the benchmark's own defaults apply to the rest.
     given = {name: value for name, value in
-             (("noise", args.noise), ("pairs", args.pairs), ("kl_coef", args.kl_coef))
+             (("noise", args.noise), ("pairs", args.pairs), ("kl_coef", args.kl_coef),
+              ("tune_steps", args.tune_steps))
              if value is not None}
     if given and args.task != "rlhf":
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -313,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kl-coef", type=float,
                    help="rlhf: KL penalty to the MLE policy when tuning against the reward "
                         "model (default 0.05)")
+    p.add_argument("--tune-steps", type=int,
+                   help="rlhf: tune exactly this many steps each, with no wall-time budget "
+                        "(default: the benchmark's steps within its budget)")
     p.set_defaults(fn=cmd_bench)
     return parser
 

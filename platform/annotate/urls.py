@@ -9,5 +9,5 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.project_picker, name="project-picker"),
-    path("projects/<int:project_id>/annotate/", views.annotate_page, name="annotate"),
+    path("projects/<id:project_id>/annotate/", views.annotate_page, name="annotate"),
 ]

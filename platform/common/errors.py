@@ -1,11 +1,15 @@
 """The one application error type, and the DRF exception handler that turns errors into JSON.
 
 Services raise `ApplicationError(message, field=...)`; views never catch it. Every error the API
-returns has the shape `{"detail": "...", "errors": {"field": ["message", ...]}}`.
+returns has the shape `{"detail": "...", "errors": {"field": ["message", ...]}}`: DRF's views
+through `exception_handler`, the plain views through `error_body`, and what neither sees (no
+route, a crash) through common.error_views.
 """
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -48,8 +52,28 @@ def _first_message(errors: dict[str, list[str]], fallback: str) -> str:
     return fallback
 
 
+# Django refuses these requests while reading them (SuspiciousOperation: a 400).
+REQUEST_REFUSALS = (RequestDataTooBig, TooManyFieldsSent)
+
+
+def request_refused(exc: RequestDataTooBig | TooManyFieldsSent) -> ApplicationError:
+    """The 400 for a request Django refuses to read, saying which limit it passed."""
+    if isinstance(exc, RequestDataTooBig):
+        return ApplicationError(
+            f"The request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes, the most "
+            "one request may send (files excepted)."
+        )
+    return ApplicationError(
+        f"The request has over {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} fields, the most one "
+        "request may send."
+    )
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, plus ApplicationError and Django's ValidationError, in one JSON shape."""
+    """DRF's handler, plus ApplicationError, Django's ValidationError and the requests Django
+    refuses to read, in one JSON shape."""
+    if isinstance(exc, REQUEST_REFUSALS):
+        exc = request_refused(exc)
     if isinstance(exc, ApplicationError):
         return Response(
             {"detail": exc.message, "errors": exc.errors}, status=exc.status_code
@@ -69,9 +93,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
-def error_body(exc: ApplicationError | Http404 | exceptions.APIException) -> tuple[int, dict]:
+def error_body(
+    exc: ApplicationError | Http404 | exceptions.APIException | RequestDataTooBig
+    | TooManyFieldsSent,
+) -> tuple[int, dict]:
     """(status, body) of an error outside DRF's views (common.plain_api), in the shape and with
     the messages `exception_handler` gives DRF's views."""
+    if isinstance(exc, REQUEST_REFUSALS):
+        exc = request_refused(exc)
     if isinstance(exc, ApplicationError):
         return exc.status_code, {"detail": exc.message, "errors": exc.errors}
     if isinstance(exc, Http404):

@@ -29,7 +29,8 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from common.errors import ApplicationError, error_body
+from common.errors import REQUEST_REFUSALS, ApplicationError, error_body
+from common.json_input import parse_json
 
 _tokens: dict[str, tuple[int, float]] = {}  # key -> (user id, monotonic expiry)
 _MAX_TOKENS = 10_000
@@ -94,20 +95,17 @@ def authenticated_user_id(request: HttpRequest) -> int:
 
 def json_body(request: HttpRequest) -> Any:
     """The request's JSON body ({} when empty); other media types through DRF's parsers, as a
-    DRF view would take them. ParseError or UnsupportedMediaType otherwise."""
+    DRF view would take them. ParseError or UnsupportedMediaType otherwise (RequestDataTooBig
+    past DATA_UPLOAD_MAX_MEMORY_SIZE)."""
     if request.content_type == "application/json":
         if not request.body:
             return {}
         try:
-            return json.loads(request.body, parse_constant=_no_constants)
+            return parse_json(request.body)
         except ValueError as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
     parsers = [parser() for parser in api_settings.DEFAULT_PARSER_CLASSES]
     return Request(request, parsers=parsers).data
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict:
@@ -131,18 +129,21 @@ def json_response(data: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(body.encode(), status=status, content_type="application/json")
 
 
-def _error_response(exc: Exception) -> HttpResponse:
+def _error_response(exc: Exception, methods: tuple[str, ...]) -> HttpResponse:
     status, body = error_body(exc)
     response = json_response(body, status)
     if status == 401:
         response["WWW-Authenticate"] = "Token"
+    if status == 405:
+        response["Allow"] = ", ".join(methods)
     return response
 
 
 def plain_api(*, methods: tuple[str, ...], documented_by: type[APIView]) -> Callable:
     """Make `view(request, **kwargs) -> HttpResponse` an API endpoint: CSRF is checked only for
-    session callers (as DRF does), errors become JSON, other methods 405; `documented_by` (a DRF
-    view with the endpoint's @extend_schema) puts it in the OpenAPI schema."""
+    session callers (as DRF does), errors become JSON, other methods 405 (with `Allow`);
+    `documented_by` (a DRF view with the endpoint's @extend_schema) puts it in the OpenAPI
+    schema."""
 
     def wrap(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @csrf_exempt
@@ -153,8 +154,8 @@ def plain_api(*, methods: tuple[str, ...], documented_by: type[APIView]) -> Call
                     authenticated_user_id(request)  # DRF answers 401 before 405
                     raise exceptions.MethodNotAllowed(request.method)
                 return view(request, **kwargs)
-            except (ApplicationError, Http404, exceptions.APIException) as exc:
-                return _error_response(exc)
+            except (ApplicationError, Http404, exceptions.APIException, *REQUEST_REFUSALS) as exc:
+                return _error_response(exc, methods)
 
         endpoint.cls = documented_by  # what drf-spectacular reads
         endpoint.initkwargs = {}

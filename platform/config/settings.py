@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc, served from here (no CDN)
     # Tunelab's own apps, one per concern.
     "common",
     "projects",
@@ -91,14 +92,31 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's JSON parser through common.json_input: depth and size limits on every JSON body.
+    "DEFAULT_PARSER_CLASSES": [
+        "common.json_input.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "common.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "common.errors.exception_handler",
 }
+# Errors outside DRF's views are JSON under /api/ too (config.urls has the other handlers).
+CSRF_FAILURE_VIEW = "common.error_views.csrf_failure"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tunelab API",
     "DESCRIPTION": "Projects, annotation tasks, answers and export of human ratings.",
     "VERSION": "0.1.0",
+    # Ids in paths (common.integers.IdConverter): 1 to the bigint maximum.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1},
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No call to swagger.io's validator: the docs work without internet.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }

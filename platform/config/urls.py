@@ -1,10 +1,15 @@
-"""Root URLs: the admin, the REST API with its OpenAPI schema, the annotator UI and media."""
+"""Root URLs: the admin, the REST API with its OpenAPI schema, the annotator UI and media;
+error views that answer JSON under /api/ (common.error_views)."""
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
 from rest_framework.authtoken.views import obtain_auth_token
 
 from common.media import media_file
@@ -13,6 +18,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema",
+                                                    template_name="common/redoc.html"),
+         name="api-redoc"),
     path("api/auth/token/", obtain_auth_token, name="auth-token"),
     # The annotation queue first: its next-task and answer are most of the API's requests.
     path("api/", include("labeling.urls")),
@@ -23,7 +31,7 @@ urlpatterns = [
     path("api/", include("tuning.urls")),
     path("tuning/", include("tuning.page_urls")),
     path("rewards/", include("rewards.page_urls")),
-    path("projects/<int:project_id>/", include("console.urls")),
+    path("projects/<id:project_id>/", include("console.urls")),
     # Media only through the view that checks who asks, in development as behind nginx.
     path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", media_file, name="media"),
     path("", include("annotate.urls")),
@@ -33,3 +41,8 @@ urlpatterns = [
 # Static files from the apps' folders under DEBUG (`make run`'s gunicorn); nginx serves the
 # collected ones in a deployment, and this adds nothing outside DEBUG.
 urlpatterns += staticfiles_urlpatterns()
+
+handler400 = "common.error_views.bad_request"
+handler403 = "common.error_views.permission_denied"
+handler404 = "common.error_views.page_not_found"
+handler500 = "common.error_views.server_error"

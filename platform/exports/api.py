@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
+from common.integers import BIGINT_MAX
 from common.permissions import ADMINS, project_for
 from exports.selectors import (
     ExportFilters,
@@ -30,6 +31,7 @@ from exports.writers import csv_chunks, jsonl_chunks, rows_as_dicts
 from projects.models import ModelVersion, Project
 
 MAX_PAGE_SIZE = 1000
+MAX_PAGE = BIGINT_MAX // MAX_PAGE_SIZE  # so that the page's offset is a number SQL takes
 _STREAMS = {
     "jsonl": (jsonl_chunks, "application/x-ndjson; charset=utf-8"),
     "csv": (csv_chunks, "text/csv; charset=utf-8"),
@@ -66,7 +68,8 @@ class ExportQuerySerializer(serializers.Serializer):
     annotator = serializers.CharField(required=False, help_text="An annotator's username.")
     since = MomentField(required=False, help_text="Answers created at or after this moment.")
     until = MomentField(required=False, help_text="Answers created before this moment.")
-    page = serializers.IntegerField(min_value=1, default=1, help_text="json only.")
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1,
+                                    help_text="json only.")
     page_size = serializers.IntegerField(
         min_value=1, max_value=MAX_PAGE_SIZE, required=False, help_text="json only."
     )

@@ -5,5 +5,5 @@ from django.urls import path
 from exports.api import ExportApi
 
 urlpatterns = [
-    path("projects/<int:project_id>/export/", ExportApi.as_view(), name="project-export"),
+    path("projects/<id:project_id>/export/", ExportApi.as_view(), name="project-export"),
 ]

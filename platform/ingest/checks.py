@@ -10,8 +10,12 @@ import json
 import math
 from typing import Any
 
+from common.json_input import JSONTooDeep, parse_json
+
 # Messages kept per file: enough to fix a systematic mistake, not a megabyte of them.
 MAX_MESSAGES_PER_FILE = 50
+# How far past the image's edge a box may end: float rounding of x + width, nothing more.
+EDGE_TOLERANCE = 1e-6
 
 
 class Problems:
@@ -60,13 +64,17 @@ class Checker:
         self.problems.add(self.file, f"{path}: {message}" if path else message)
 
     def load(self, data: bytes) -> Any:
+        # NaN and Infinity parse here so that the field holding one is named; the readers look
+        # at fixed depths, so only the parser's own nesting limit applies.
         try:
-            return json.loads(data)
+            return parse_json(data, max_depth=None, constants=True)
         except UnicodeDecodeError:
             self.fail("", "not UTF-8 text.")
         except json.JSONDecodeError as error:
             self.fail("", f"not valid JSON (line {error.lineno} column {error.colno}: "
                           f"{error.msg}).")
+        except JSONTooDeep as error:
+            self.fail("", f"{error}.")
         return None
 
     def _expect(self, ok: bool, value: Any, path: str, what: str) -> Any:
@@ -100,15 +108,26 @@ class Checker:
             return None
         return self._expect(isinstance(value, str), value, path, "a string")
 
-    def bbox(self, value: Any, path: str) -> list[float] | None:
-        """A COCO box [x, y, width, height] in pixels, with width and height >= 0."""
+    def bbox(self, value: Any, path: str, *, image: tuple[str, int, int] | None = None,
+             name: str = "the box") -> list[float] | None:
+        """A COCO box [x, y, width, height] in pixels, with width and height > 0; with `image`
+        (file name, width, height), inside that image. pycocotools takes boxes as they are
+        (no clipping), so a box past the edge would be scored as given: it is refused."""
         if not isinstance(value, list) or len(value) != 4 or not all(map(_is_number, value)):
             got = f"{len(value)} items" if isinstance(value, list) else _kind(value)
             self.fail(path, f"expected 4 numbers [x, y, width, height], got {got}.")
             return None
-        if value[2] < 0 or value[3] < 0:
-            self.fail(path, f"width and height must be >= 0, got {value[2]} and {value[3]}.")
+        x, y, width, height = value
+        if width <= 0 or height <= 0:
+            self.fail(path, f"width and height must be > 0, got {width} and {height}.")
             return None
+        if image is not None:
+            file_name, image_width, image_height = image
+            if (x < 0 or y < 0 or x + width > image_width + EDGE_TOLERANCE
+                    or y + height > image_height + EDGE_TOLERANCE):
+                self.fail(path, f"{name} {value} is not inside {file_name} "
+                                f"({image_width}x{image_height}).")
+                return None
         return [float(v) for v in value]
 
     def records(self, document: dict, key: str, at: str = "") -> list[tuple[str, dict]]:

@@ -11,10 +11,15 @@ Parsers take a `Checker` (which file, where problems go) and the raw bytes, and 
 data keyed by COCO image id; images are matched to files and items by the import service.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.checks import Checker
+
+# The width and height of the image a COCO file names, or None when it names no image the
+# import has (reported already).
+SizeOf = Callable[[str], tuple[int, int] | None]
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,14 @@ def _category_id(checker: Checker, record: dict, path: str, categories: set[int]
     return category_id
 
 
+def _box(checker: Checker, record: dict, path: str, image: CocoImage | None, size_of: SizeOf,
+         name: str) -> list[float] | None:
+    """The record's bbox, checked to lie inside its image when the image is known."""
+    size = size_of(image.file_name) if image is not None else None
+    return checker.bbox(checker.field(record, "bbox", path), f"{path}.bbox", name=name,
+                        image=(image.file_name, *size) if size is not None else None)
+
+
 def _document(checker: Checker, data: bytes) -> dict | None:
     document = checker.load(data)
     return None if document is None else checker.mapping(document, "")
@@ -118,9 +131,9 @@ def _crowd(checker: Checker, record: dict, path: str) -> bool:
     return crowd == 1
 
 
-def parse_instances(checker: Checker, data: bytes) -> Annotated:
+def parse_instances(checker: Checker, data: bytes, size_of: SizeOf) -> Annotated:
     """COCO instances: by_image holds ground-truth objects {"bbox", "category_id"} (and
-    "iscrowd": 1 for crowd regions)."""
+    "iscrowd": 1 for crowd regions); each box inside its image."""
     parsed = Annotated()
     if (document := _document(checker, data)) is None:
         return parsed
@@ -129,7 +142,8 @@ def parse_instances(checker: Checker, data: bytes) -> Annotated:
     for path, record in checker.records(document, "annotations"):
         image_id = _image_id(checker, record, path, parsed.images, checker.file)
         category_id = _category_id(checker, record, path, parsed.categories)
-        bbox = checker.bbox(checker.field(record, "bbox", path), f"{path}.bbox")
+        name = f"annotation {record['id']}'s box" if "id" in record else "the box"
+        bbox = _box(checker, record, path, parsed.images.get(image_id), size_of, name)
         crowd = _crowd(checker, record, path)
         if image_id is not None and category_id is not None and bbox is not None:
             target = {"bbox": bbox, "category_id": category_id} | ({"iscrowd": 1} if crowd
@@ -139,14 +153,15 @@ def parse_instances(checker: Checker, data: bytes) -> Annotated:
 
 
 def parse_detection_results(checker: Checker, data: bytes, images: dict[int, CocoImage],
-                            images_file: str, categories: set[int]) -> dict[int, list[dict]]:
+                            images_file: str, categories: set[int], size_of: SizeOf
+                            ) -> dict[int, list[dict]]:
     """COCO results for detection: objects {"bbox", "category_id", "score"} by image id, best
-    score first."""
+    score first; each box inside its image."""
     by_image: dict[int, list[dict]] = {}
     for path, record in _results(checker, data):
         image_id = _image_id(checker, record, path, images, images_file)
         category_id = _category_id(checker, record, path, categories)
-        bbox = checker.bbox(checker.field(record, "bbox", path), f"{path}.bbox")
+        bbox = _box(checker, record, path, images.get(image_id), size_of, "the box")
         score = checker.number(checker.field(record, "score", path), f"{path}.score")
         if None not in (image_id, category_id, bbox, score):
             by_image.setdefault(image_id, []).append(

@@ -177,13 +177,17 @@ class _Planner:
             elif known is None:
                 self.new_categories[category_id] = name
 
+    def _size_of(self, file_name: str) -> tuple[int, int] | None:
+        target = self.targets.get(file_name)
+        return None if target is None else (target.width, target.height)
+
     def _names(self, annotated: formats.Annotated) -> dict[int, str]:
         return {image_id: image.file_name for image_id, image in annotated.images.items()}
 
     def _check_detection(self) -> None:
         instances = self.files.instances
         checker = Checker(self.problems, instances.name)
-        parsed = formats.parse_instances(checker, instances.data)
+        parsed = formats.parse_instances(checker, instances.data, self._size_of)
         self._resolve(checker, parsed.images)
         self._merge_categories(checker, parsed.categories)
         names = self._names(parsed)
@@ -193,7 +197,7 @@ class _Planner:
             results = self.files.results
             by_image = formats.parse_detection_results(
                 Checker(self.problems, results.name), results.data, parsed.images,
-                instances.name, set(self.categories) | set(self.new_categories),
+                instances.name, set(self.categories) | set(self.new_categories), self._size_of,
             )
             for image_id, name in names.items():
                 self.plan.outputs[name] = {"objects": by_image.get(image_id, [])}

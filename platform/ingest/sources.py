@@ -10,6 +10,7 @@ import io
 import stat
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -128,7 +129,7 @@ class ZipFileSet(FileSet):
             self._zip = zipfile.ZipFile(file)  # type: ignore[arg-type]
             infos = [info for info in self._zip.infolist()
                      if not info.is_dir() and not _skipped(info.filename)]
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as error:
             self.problems.append(f"not a readable zip archive ({error}).")
             return
         if len(infos) > MAX_MEMBERS:
@@ -161,11 +162,17 @@ class ZipFileSet(FileSet):
                 self._members[name] = info
 
     def read(self, name: str) -> bytes:
+        """The member's bytes; ValueError when it does not unpack (a bad CRC, a size its
+        header understates, a broken stream, a method zipfile lacks) or unpacks too big."""
         # Read at most the limit, whatever the header claims the size is.
-        with self._zip.open(self._members[name]) as member:
-            data = member.read(MAX_FILE_BYTES + 1)
+        try:
+            with self._zip.open(self._members[name]) as member:
+                data = member.read(MAX_FILE_BYTES + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+                RuntimeError) as error:
+            raise ValueError(f"cannot be unpacked ({error})") from None
         if len(data) > MAX_FILE_BYTES:
-            raise ValueError(f"{name}: over the {MAX_FILE_BYTES:,} byte limit once unpacked.")
+            raise ValueError(f"over the {MAX_FILE_BYTES:,} byte limit once unpacked")
         return data
 
 

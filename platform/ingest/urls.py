@@ -5,5 +5,5 @@ from django.urls import path
 from ingest.apis import ImportApi
 
 urlpatterns = [
-    path("projects/<int:project_id>/import/", ImportApi.as_view(), name="project-import"),
+    path("projects/<id:project_id>/import/", ImportApi.as_view(), name="project-import"),
 ]

@@ -38,7 +38,7 @@ class AnswerInput(serializers.Serializer):
     answer = serializers.DictField(
         help_text='{"score": 1..5}, {"choice": "A" | "B" | "tie"} or {"ranking": [ids]}.'
     )
-    idempotency_key = serializers.CharField(max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
+    idempotency_key = serializers.CharField(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
     time_spent_ms = serializers.IntegerField(min_value=0, max_value=MAX_TIME_SPENT_MS,
                                              default=0)
 

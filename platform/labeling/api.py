@@ -16,7 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.integers import IdField
 from common.permissions import ADMINS, ANNOTATORS, project_for
+from common.schema import conflict, error_response
 from labeling.answer_input import AnswerInput
 from labeling.quality import project_quality
 from labeling.selectors import task_for, task_screen
@@ -55,9 +57,7 @@ class TaskOutput(serializers.Serializer):
 
 
 class NextTaskInput(serializers.Serializer):
-    after = serializers.IntegerField(
-        required=False, min_value=1, help_text="A task the caller already shows: lease another."
-    )
+    after = IdField(required=False, help_text="A task the caller already shows: lease another.")
 
 
 class AnswerOutput(serializers.Serializer):
@@ -139,7 +139,8 @@ class AnswerApi(APIView):
     @extend_schema(
         request=AnswerInput,
         parameters=[NextTaskInput],
-        responses={201: AnswerWithNextOutput, 200: AnswerWithNextOutput},
+        responses={201: AnswerWithNextOutput, 200: AnswerWithNextOutput,
+                   **conflict("The task is not leased to you, or the key is another task's.")},
         summary="Answer a leased task and get the next one (the same idempotency key again "
                 "returns the first answer)",
     )
@@ -148,7 +149,8 @@ class AnswerApi(APIView):
 
 
 class SkipApi(APIView):
-    @extend_schema(request=None, responses=SkipOutput, summary="Skip a task")
+    @extend_schema(request=None, summary="Skip a task",
+                   responses={200: SkipOutput, **conflict("You answered this task.")})
     def post(self, request: Request, task_id: int) -> Response:
         task = task_for(request.user, task_id, roles=ANNOTATORS)
         task_skip(user=request.user, task=task)
@@ -160,8 +162,8 @@ class UndoApi(APIView):
         request=None,
         responses={
             200: UndoOutput,
-            404: OpenApiResponse(description="Nothing to undo."),
-            409: OpenApiResponse(description="The skipped task has had all its answers since."),
+            404: error_response("Nothing to undo, or no such project visible to you."),
+            **conflict("The skipped task has had all its answers since."),
         },
         summary="Undo the caller's last answer or skip in the project and lease its task again",
     )

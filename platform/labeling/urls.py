@@ -5,9 +5,9 @@ from django.urls import path
 from labeling import api, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/next-task/", views.next_task, name="next-task"),
-    path("projects/<int:project_id>/undo/", api.UndoApi.as_view(), name="answer-undo"),
-    path("projects/<int:project_id>/quality/", api.QualityApi.as_view(), name="quality"),
-    path("tasks/<int:task_id>/answer/", views.answer, name="task-answer"),
-    path("tasks/<int:task_id>/skip/", api.SkipApi.as_view(), name="task-skip"),
+    path("projects/<id:project_id>/next-task/", views.next_task, name="next-task"),
+    path("projects/<id:project_id>/undo/", api.UndoApi.as_view(), name="answer-undo"),
+    path("projects/<id:project_id>/quality/", api.QualityApi.as_view(), name="quality"),
+    path("tasks/<id:task_id>/answer/", views.answer, name="task-answer"),
+    path("tasks/<id:task_id>/skip/", api.SkipApi.as_view(), name="task-skip"),
 ]

@@ -9,6 +9,7 @@ database call (answers.answer_at_once), anything else the usual path.
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 
+from common.integers import query_int
 from common.permissions import ANNOTATORS
 from common.plain_api import (
     authenticated_user_id,
@@ -16,7 +17,6 @@ from common.plain_api import (
     json_body,
     json_response,
     plain_api,
-    validated,
 )
 from labeling import api
 from labeling.answer_input import answer_body_parse
@@ -27,12 +27,7 @@ from labeling.services.leases import lease_next
 
 def _after(query: QueryDict) -> int | None:
     """`?after=`: a task id, checked as NextTaskInput does."""
-    raw = query.get("after")
-    if raw is None:
-        return None
-    if raw.isascii() and raw.isdigit() and int(raw) >= 1:
-        return int(raw)
-    return validated(api.NextTaskInput, query).get("after")
+    return query_int(query, "after", min_value=1)
 
 
 def screen_json(screen: TaskScreen) -> dict:

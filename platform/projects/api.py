@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.integers import IdField
 from common.permissions import ANY_MEMBER, READERS, project_for
 from projects.models import Candidate, Item, Project, Role
 from projects.selectors import candidates_of, items_of, projects_for_user
@@ -96,8 +97,7 @@ class ItemListApi(MemberListApi):
 
 
 class CandidateFilter(serializers.Serializer):
-    item = serializers.IntegerField(required=False, min_value=1,
-                                    help_text="Only the candidates of this item.")
+    item = IdField(required=False, help_text="Only the candidates of this item.")
 
 
 @extend_schema(parameters=[CandidateFilter])

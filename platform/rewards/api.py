@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.integers import IdField
 from common.permissions import ADMINS, project_for
 from projects.models import ModelVersion
 from projects.selectors import in_project
@@ -20,7 +21,7 @@ from rewards.services import reward_model_launch
 class RewardModelInput(serializers.Serializer):
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
     config = serializers.DictField(default=dict, help_text="RewardModelConfig fields.")
-    policy = serializers.IntegerField(
+    policy = IdField(
         required=False, allow_null=True,
         help_text="Id of the ModelVersion (a detection checkpoint) that readout 'policy' "
                   "starts from.",

@@ -5,7 +5,7 @@ from django.urls import path
 from rewards import views
 
 urlpatterns = [
-    path("projects/<int:project_id>/", views.project_reward_models_page,
+    path("projects/<id:project_id>/", views.project_reward_models_page,
          name="project-reward-models-page"),
-    path("<int:reward_model_id>/", views.reward_model_page, name="reward-model-page"),
+    path("<id:reward_model_id>/", views.reward_model_page, name="reward-model-page"),
 ]

@@ -5,8 +5,8 @@ from django.urls import path
 from rewards import api
 
 urlpatterns = [
-    path("projects/<int:project_id>/reward-models/", api.ProjectRewardModelsApi.as_view(),
+    path("projects/<id:project_id>/reward-models/", api.ProjectRewardModelsApi.as_view(),
          name="project-reward-models"),
-    path("reward-models/<int:reward_model_id>/", api.RewardModelApi.as_view(),
+    path("reward-models/<id:reward_model_id>/", api.RewardModelApi.as_view(),
          name="reward-model"),
 ]

@@ -16,11 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.integers import INT_MAX, IdField
 from common.permissions import ADMINS, project_for
+from common.schema import conflict
 from projects.models import ModelVersion
 from projects.selectors import in_project
 from rewards.models import RewardModel
-from tuning.candidates import candidates_generate
+from tuning.candidates import MAX_SAMPLES, candidates_generate
 from tuning.models import RewardKind, TuningRun
 from tuning.selection import run_selection
 from tuning.selectors import run_for, runs_of, steps_of
@@ -35,10 +37,10 @@ STEPS_PER_PAGE = 1000
 
 
 class TuningRunInput(serializers.Serializer):
-    start_version = serializers.IntegerField(help_text="Id of the ModelVersion to tune.")
+    start_version = IdField(help_text="Id of the ModelVersion to tune.")
     reward = serializers.ChoiceField(choices=RewardKind.choices, default=RewardKind.METRIC)
-    reward_model = serializers.IntegerField(required=False, allow_null=True,
-                                            help_text="Id of a RewardModel (learned reward).")
+    reward_model = IdField(required=False, allow_null=True,
+                           help_text="Id of a RewardModel (learned reward).")
     config = serializers.DictField(default=dict, help_text="trainer TuneConfig fields.")
     data = serializers.DictField(default=dict, help_text='trainer DataConfig fields, or '
                                  '{"source": "project"}: the project\'s own images.')
@@ -89,7 +91,7 @@ class StepOutput(serializers.Serializer):
 
 
 class MetricsQuery(serializers.Serializer):
-    after = serializers.IntegerField(required=False, min_value=-1,
+    after = serializers.IntegerField(required=False, min_value=-1, max_value=INT_MAX,
                                      help_text="Only steps after this one.")
 
 
@@ -131,14 +133,16 @@ class TuningRunApi(APIView):
 
 
 class TuningRunCancelApi(APIView):
-    @extend_schema(request=None, responses=TuningRunOutput)
+    @extend_schema(request=None, responses={200: TuningRunOutput,
+                                            **conflict("The run has finished already.")})
     def post(self, request: Request, run_id: int) -> Response:
         run = tuning_run_cancel(run=run_for(request.user, run_id))
         return Response(TuningRunOutput(run).data)
 
 
 class TuningRunRetryApi(APIView):
-    @extend_schema(request=None, responses=TuningRunOutput)
+    @extend_schema(request=None, responses={
+        200: TuningRunOutput, **conflict("Only a failed or cancelled run can be retried.")})
     def post(self, request: Request, run_id: int) -> Response:
         run = tuning_run_retry(run=run_for(request.user, run_id))
         return Response(TuningRunOutput(run).data)
@@ -158,8 +162,10 @@ class TuningRunMetricsApi(APIView):
 
 
 class GenerateInput(serializers.Serializer):
-    samples = serializers.IntegerField(default=1, help_text="Outputs per item.")
-    temperature = serializers.FloatField(default=0.0, help_text="0 = greedy decoding.")
+    samples = serializers.IntegerField(default=1, min_value=1, max_value=MAX_SAMPLES,
+                                       help_text="Outputs per item.")
+    temperature = serializers.FloatField(default=0.0, min_value=0.0,
+                                         help_text="0 = greedy decoding.")
 
 
 class GenerateOutput(serializers.Serializer):

@@ -5,5 +5,5 @@ from django.urls import path
 from tuning import views
 
 urlpatterns = [
-    path("runs/<int:run_id>/", views.run_page, name="tuning-run-page"),
+    path("runs/<id:run_id>/", views.run_page, name="tuning-run-page"),
 ]

@@ -3,6 +3,7 @@ API and the service; one bad record means a 400 naming the file and field and no
 
 import io
 import json
+import struct
 import zipfile
 from pathlib import Path
 
@@ -243,6 +244,31 @@ BAD_CASES = [
      "results.json", "[2].image_id: 42 is not an image of instances.json"),
     ("results", lambda r: [{**r[0], "score": "high"}], "results.json",
      "[0].score: expected a finite number, got a string"),
+    # Boxes must lie in their image (a.png is 32x24): pycocotools takes them as they are.
+    ("instances", lambda i: _bad(i, annotations=[{
+        "id": 9, "image_id": 1, "category_id": 1, "bbox": [500, 500, 50, 50]}]),
+     "instances.json", "annotations[0].bbox: annotation 9's box [500, 500, 50, 50] is not "
+                       "inside a.png (32x24)"),
+    ("instances", lambda i: _bad(i, annotations=[i["annotations"][0], {
+        "id": 10, "image_id": 1, "category_id": 1, "bbox": [-2, 3, 5, 5]}]),
+     "instances.json", "annotations[1].bbox: annotation 10's box [-2, 3, 5, 5] is not inside"),
+    ("instances", lambda i: _bad(i, annotations=[{
+        "id": 11, "image_id": 2, "category_id": 1, "bbox": [1, 1, 4, 30]}]),
+     "instances.json", "annotations[0].bbox: annotation 11's box [1, 1, 4, 30] is not inside "
+                       "b.png (20x30)"),
+    ("instances", lambda i: _bad(i, annotations=[{
+        "id": 12, "image_id": 1, "category_id": 1, "bbox": [1, 1, 0, 4]}]),
+     "instances.json", "annotations[0].bbox: width and height must be > 0, got 0 and 4"),
+    ("instances", lambda i: _bad(i, annotations=[{
+        "id": 13, "image_id": 1, "category_id": 1, "bbox": [1, 1, -3, 4]}]),
+     "instances.json", "annotations[0].bbox: width and height must be > 0, got -3 and 4"),
+    ("results", lambda r: [*r, {"image_id": 1, "category_id": 1, "bbox": [30, 20, 5, 5],
+                                "score": 0.5}],
+     "results.json", "[2].bbox: the box [30, 20, 5, 5] is not inside a.png (32x24)"),
+    ("instances", lambda i: b'{"images": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+     "instances.json", "JSON nested too deeply"),
+    ("results", lambda r: b"[" * 100_000 + b"]" * 100_000, "results.json",
+     "JSON nested too deeply"),
 ]
 
 
@@ -304,6 +330,65 @@ def test_dangerous_zips_are_refused(project_of, post_import, members, message):
     errors = response.json()["errors"]["evil.zip"]
     assert any(m.startswith(message) for m in errors), errors
     assert not Item.objects.exists() and media_files() == []
+
+
+def test_a_box_on_the_edge_of_its_image_is_inside(project_of, post_import, pngs):
+    project = project_of("detection")
+    edge = {**instances(), "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 32, 24]},
+        {"id": 2, "image_id": 2, "category_id": 1, "bbox": [19.5, 29.5, 0.5, 0.5]},
+    ]}
+    response = post_import(project, images=[upload(n, d) for n, d in pngs.items()],
+                           instances=upload("instances.json", edge))
+    assert response.status_code == 201, response.json()
+    assert Item.objects.get(project=project, file_name="a.png").ground_truth == {
+        "objects": [{"bbox": [0.0, 0.0, 32.0, 24.0], "category_id": 1}]}
+
+
+def _stored_zip(members: dict[str, bytes]) -> bytearray:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return bytearray(buffer.getvalue())
+
+
+def _bad_crc(pngs: dict[str, bytes]) -> bytes:
+    """b.png's bytes changed after its CRC was written."""
+    archive = _stored_zip(pngs)
+    at = archive.index(pngs["b.png"]) + 40
+    archive[at] ^= 0xFF
+    return bytes(archive)
+
+
+def _understated_size(pngs: dict[str, bytes]) -> bytes:
+    """b.png's headers (local and central) say it is 10 bytes long."""
+    archive = _stored_zip(pngs)
+    info = zipfile.ZipFile(io.BytesIO(bytes(archive))).getinfo("b.png")
+    struct.pack_into("<I", archive, info.header_offset + 22, 10)
+    entry = 0
+    while archive[entry + 46:entry + 51] != b"b.png":  # b.png's central directory entry
+        entry = archive.index(b"PK\x01\x02", entry + 1)
+    struct.pack_into("<I", archive, entry + 24, 10)
+    return bytes(archive)
+
+
+@pytest.mark.parametrize("spoil", [_bad_crc, _understated_size])
+@pytest.mark.parametrize("field", ["images", "colorized"])
+def test_a_zip_member_that_does_not_unpack_is_refused(project_of, post_import, pngs, spoil,
+                                                     field):
+    if field == "images":
+        project, fields = project_of("detection"), {}
+    else:
+        project, fields = project_of("colorization"), {"model_version": "colour-1"}
+        fields["images"] = [upload("plain.zip", zipped(pngs))]
+    response = post_import(project, **fields, **{field: [upload("broken.zip", spoil(pngs))]})
+    assert response.status_code == 400
+    body = response.json()
+    errors = body["errors"]["broken.zip"]
+    assert any(m.startswith("b.png: cannot be unpacked") for m in errors), body
+    assert not Item.objects.filter(project=project).exists() and media_files() == []
+    assert not ModelVersion.objects.filter(project=project).exists()
 
 
 def test_too_many_files_asks_for_a_zip(project_of, post_import, pngs, settings):

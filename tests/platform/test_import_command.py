@@ -92,3 +92,27 @@ def test_a_bad_record_names_file_and_field_and_imports_nothing(project, dataset)
             "--instances", str(dataset / "instances.json"))
     assert "instances.json: annotations[0].bbox: expected 4 numbers" in str(caught.value)
     assert not Item.objects.exists()
+
+
+def test_a_zip_member_with_a_bad_crc_is_a_message_not_a_traceback(project, dataset):
+    archive = dataset / "images.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zipped:
+        for path in sorted((dataset / "images").iterdir()):
+            zipped.write(path, path.name)
+    data = bytearray(archive.read_bytes())
+    data[data.index((dataset / "images" / "b.png").read_bytes()) + 40] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    with pytest.raises(CommandError) as caught:
+        run("--project", "cli", "--images", str(archive))
+    assert "images.zip: b.png: cannot be unpacked (Bad CRC-32" in str(caught.value)
+    assert not Item.objects.exists()
+
+
+def test_json_nested_without_end_is_a_message(project, dataset):
+    (dataset / "instances.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CommandError) as caught:
+        run("--project", "cli", "--images", str(dataset / "images"),
+            "--instances", str(dataset / "instances.json"))
+    assert "instances.json: JSON nested too deeply" in str(caught.value)
+    assert not Item.objects.exists()
+

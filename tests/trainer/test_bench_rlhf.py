@@ -23,14 +23,15 @@ POLICIES = ("mle", "tuned_learned", "tuned_metric")
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """The --quick benchmark through the command line (60 pairs at noise 0.1, one thread):
-    its printed result and its runs folder."""
+    """The --quick benchmark through the command line (60 pairs at noise 0.1, one thread,
+    tunings of exactly 10 steps: a step count, not the quick run's 20 s budget, so a loaded
+    machine does the same work): its printed result and its runs folder."""
     runs = tmp_path_factory.mktemp("runs")
     out, threads = io.StringIO(), torch.get_num_threads()
     try:
         with contextlib.redirect_stdout(out):
             code = main(["bench", "rlhf", "--quick", "--quiet", "--threads", "1", "--pairs",
-                         "60", "--noise", "0.1", "--runs", str(runs)])
+                         "60", "--noise", "0.1", "--tune-steps", "10", "--runs", str(runs)])
     finally:
         torch.set_num_threads(threads)
     assert code == 0
@@ -82,6 +83,7 @@ def test_it_starts_from_the_detection_benchmarks_cached_mle(quick_run):
     (["--noise", "0"], "--noise must be > 0"),
     (["--pairs", "5"], "--pairs must be at least"),
     (["--kl-coef", "-0.1"], "--kl-coef must be >= 0"),
+    (["--tune-steps", "0"], "--tune-steps must be at least 1"),
 ])
 def test_bad_settings_are_one_line_errors(capsys, tmp_path, argv, message):
     code = main(["bench", "rlhf", "--quick", "--quiet", "--runs", str(tmp_path), *argv])
@@ -98,7 +100,7 @@ def test_unreadable_noise_is_a_usage_error(capsys, tmp_path):
 
 def test_rlhf_settings_are_refused_for_other_benchmarks(capsys, tmp_path):
     code = main(["bench", "detection", "--quick", "--noise", "0.1", "--pairs", "100",
-                 "--runs", str(tmp_path)])
+                 "--tune-steps", "5", "--runs", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and "--noise, --pairs: only for bench rlhf" in err
+    assert code == 2 and "--noise, --pairs, --tune-steps: only for bench rlhf" in err
     assert not any(tmp_path.iterdir())

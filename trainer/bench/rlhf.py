@@ -76,7 +76,8 @@ SCORED_SAMPLES = 4  # samples per scored image
 SEED = 0
 
 
-def check_settings(noise: float, pairs: int, kl_coef: float) -> None:
+def check_settings(noise: float, pairs: int, kl_coef: float,
+                   tune_steps: int | None = None) -> None:
     """ValueError naming the setting the benchmark cannot run with."""
     if not noise > 0:
         raise ValueError(f"--noise must be > 0 (the learned reward is scaled by it), got {noise}")
@@ -84,6 +85,8 @@ def check_settings(noise: float, pairs: int, kl_coef: float) -> None:
         raise ValueError(f"--pairs must be at least {MIN_PAIRS}, got {pairs}")
     if not kl_coef >= 0:
         raise ValueError(f"--kl-coef must be >= 0, got {kl_coef}")
+    if tune_steps is not None and tune_steps < 1:
+        raise ValueError(f"--tune-steps must be at least 1, got {tune_steps}")
 
 
 def _figure(value: float | None) -> float | None:
@@ -152,12 +155,15 @@ def run_rlhf_benchmark(
     noise: float = DEFAULT_NOISE,
     pairs: int | None = None,
     kl_coef: float = DEFAULT_KL_COEF,
+    tune_steps: int | None = None,
 ) -> dict:
     """Returns the benchmark's figures: gold mAP in percent, scores in their units (reward-model
     score: Bradley-Terry utility; gold: detection reward per object), KL in nats, seconds.
-    `pairs` None: 2,000 (200 with `quick`); `threads` 0 picks the CPU thread count."""
+    `pairs` None: 2,000 (200 with `quick`); `threads` 0 picks the CPU thread count;
+    `tune_steps` given: both tunings run exactly that many steps, without the wall-time budget
+    (the same work however loaded the machine is)."""
     pairs = pairs if pairs is not None else QUICK_PAIRS if quick else DEFAULT_PAIRS
-    check_settings(noise, pairs, kl_coef)
+    check_settings(noise, pairs, kl_coef, tune_steps)
     began = time.perf_counter()
     _, data, _, _ = detection.plan(quick)
     tune_cfg, rm_cfg = (QUICK_TUNE, QUICK_RM) if quick else (TUNE, RM)
@@ -168,6 +174,8 @@ def run_rlhf_benchmark(
     if threads:
         torch.set_num_threads(threads)
     tune_cfg = dataclasses.replace(tune_cfg, threads=threads)
+    if tune_steps is not None:
+        tune_cfg = dataclasses.replace(tune_cfg, steps=tune_steps, max_seconds=0.0)
     rm_cfg = dataclasses.replace(rm_cfg, threads=threads, seed=SEED)
     mle = pretrained.checkpoint
     device = pick_device()
