@@ -14,6 +14,7 @@ What lands where (docs/api.md has the candidate outputs):
   file gets a candidate (an image without results has no objects, as in COCO evaluation).
 """
 
+import secrets
 from dataclasses import dataclass
 
 from django.core.files.base import ContentFile
@@ -91,7 +92,8 @@ def _write(project: Project, files: ImportFiles, plan: ImportPlan) -> ImportSumm
             if plan.outputs or plan.file_outputs:
                 version = model_version_get_or_create(project=project, name=plan.model_version)
                 summary.model_version = version.name
-                folder = f"outputs/{version.pk}"
+                # A folder name that does not tell annotators which model made an output.
+                folder = f"outputs/{secrets.token_hex(8)}"
                 outputs = plan.outputs | {name: write(folder, store)
                                           for name, write in plan.file_outputs.items()}
                 for name, output in outputs.items():

@@ -191,6 +191,9 @@ def test_colorization(project_of, post_import, pngs, png_bytes):
     assert url.startswith("/media/projects/") and candidate.item.file_name == "a.png"
     stored = Path(settings.MEDIA_ROOT) / url.removeprefix("/media/")
     assert stored.read_bytes() == colour
+    # Annotators see the URL: its folder must not name the model version that made the output.
+    folder = url.removeprefix(f"/media/projects/{project.pk}/outputs/").split("/")[0]
+    assert folder != str(candidate.model_version_id) and len(folder) == 16
 
 
 @pytest.mark.parametrize("as_output", [True, False])
