@@ -1,9 +1,11 @@
 """What gets rated: projects and their members, items (images), model versions and candidates
-(one model output for one item)."""
+(one model output for one item), and the demo's background training of a starting model."""
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from common.jobs import Job
 
 
 class VisionTask(models.TextChoices):
@@ -190,3 +192,27 @@ class Candidate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} on {self.item} #{self.sample_index}"
+
+
+class DemoModelTraining(Job):
+    """The demo's starting model of a project: MLE-trained by a worker within a budget, saved
+    as a ModelVersion of the project, whose samples then become candidates to rate."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE,
+                                   related_name="demo_training")
+    max_seconds = models.FloatField(help_text="Wall-time budget of the training (0 = none).")
+    max_steps = models.PositiveIntegerField(help_text="Most optimiser steps of the training.")
+    seconds_used = models.FloatField(default=0.0, help_text="Training time spent so far.")
+    steps_done = models.PositiveIntegerField(default=0)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The trained model, once saved; its samples are the next candidates.",
+    )
+    candidates_created = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"demo model of {self.project}"

@@ -1,33 +1,40 @@
-"""`python manage.py demo_setup`: a demo to rate, on Synthetic Shapes images. Idempotent.
+"""`python manage.py demo_setup`: a demo to rate on every task, on Synthetic Shapes images.
+Idempotent: a second run creates nothing new.
 
-Creates (or completes) two detection projects whose candidates are ground truth perturbed at
-three quality levels, one ModelVersion per level (boxes jittered, objects missed, classes
-swapped, spurious boxes added): "Shapes detection: A vs B" (pairwise, overlap 2, 40 images) and
-"Shapes detection: 1-5" (scale, overlap 2, 10 images). Users `admin` (superuser, admin of both)
-and `annotator` (annotator of both) get the password in DEMO_PASSWORD, or a fresh random one;
-the passwords are set and printed on every run.
+Creates (or completes) one project per row of `PROJECTS`, covering the four tasks and the three
+rating modes: detection A vs B (40 images) and 1-5 (10 images), captioning ranked three at a
+time, colorization A vs B and panoptic segmentation 1-5 (16 images each), all with overlap 2.
+Each has three simulated models, ground truth made wrong at three quality levels
+(`training.demo_outputs`), whose image outputs are PNGs under `projects/<id>/outputs/<model
+version id>/`, a folder that names no quality. Users `admin` (superuser, admin of every demo
+project) and `annotator` (annotator of every one) get the password in DEMO_PASSWORD, or a fresh
+random one; the passwords are set and printed on every run.
+
+Each project's starting model is trained by the worker in the background (`--train-seconds`, 0
+for none): queued here while the project's demo model is missing (`projects.demo_training`), its
+samples become the project's next candidates. Until then the simulated outputs are there to rate.
 
 With a trainer checkpoint (`--checkpoint PATH`, env DEMO_CHECKPOINT, or else the newest
-`runs/**/*.pt` of the repository), the pairwise project also gets that model's outputs as
-another ModelVersion: a greedy decode (sample 0) and one sampled at temperature 1 (sample 1).
+`runs/**/*.pt` of the repository), the detection A vs B project also gets that model's outputs
+as another ModelVersion: a greedy decode (sample 0) and one sampled at temperature 1 (sample 1).
 A checkpoint that cannot be read or does not detect Synthetic Shapes' classes is reported and
-left out; the perturbed outputs are always there.
+left out; the simulated outputs are always there.
 """
 
-import io
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
-from PIL import Image
 
 from labeling.services.task_creation import tasks_create
+from projects.demo_training import demo_training_request
 from projects.models import Candidate, Item, Project, RatingMode, Role, VisionTask
 from projects.services import (
     candidate_create,
@@ -36,79 +43,64 @@ from projects.services import (
     model_version_get_or_create,
     project_create,
 )
-from training.demo import CLASS_NAMES, api_objects, checkpoint_outputs, val_scene
+from training.demo import (
+    CLASS_NAMES,
+    LEVELS,
+    Store,
+    candidate_output,
+    checkpoint_outputs,
+    ground_truth,
+    item_png,
+    val_scene,
+)
 
 IMAGE_SIZE = 192
 CATEGORIES = [{"id": i + 1, "name": name} for i, name in enumerate(CLASS_NAMES)]
-INSTRUCTIONS = (
-    "Each screen shows a model's detections (boxes with class labels) on a synthetic image. "
-    "Judge how well they match the shapes you see: every shape found, tight boxes, right "
-    "classes, nothing invented."
-)
-
-
-@dataclass(frozen=True)
-class Quality:
-    """How a simulated model gets ground truth wrong."""
-
-    name: str
-    jitter: float  # box edge noise, as a fraction of the box's size
-    miss: float  # chance to drop an object
-    wrong_class: float  # chance to report another class
-    spurious: float  # mean number of invented boxes per image
-
-
-QUALITIES = (
-    Quality("shapes-detector-good", jitter=0.04, miss=0.0, wrong_class=0.03, spurious=0.1),
-    Quality("shapes-detector-fair", jitter=0.12, miss=0.15, wrong_class=0.12, spurious=0.5),
-    Quality("shapes-detector-poor", jitter=0.25, miss=0.35, wrong_class=0.3, spurious=1.2),
-)
+INSTRUCTIONS = {
+    VisionTask.DETECTION: (
+        "Each screen shows a model's detections (boxes with class labels) on a synthetic "
+        "image. Judge how well they match the shapes you see: every shape found, tight boxes, "
+        "right classes, nothing invented."),
+    VisionTask.CAPTIONING: (
+        "Each screen shows captions of a synthetic image. Rank them by how truly they describe "
+        "it: the right colours, the right shapes and the right number of objects."),
+    VisionTask.COLORIZATION: (
+        "Each screen shows colorizations of a greyscale image of coloured shapes. Prefer the "
+        "one whose colours look natural and clean: saturated, no colour drifting over shapes "
+        "or background."),
+    VisionTask.PANOPTIC: (
+        "Each screen shows a model's segments (one colour per class, outlined) over a synthetic "
+        "image. Judge how well they cover each shape: whole shapes, one segment per shape, "
+        "right classes."),
+}
+# Steps are capped far above what the time budget allows: time ends the demo's trainings.
+TRAIN_STEPS = 100_000
 
 
 @dataclass(frozen=True)
 class DemoProject:
     name: str
+    task: str
     rating_mode: str
     n_items: int
     first_scene: int
+    train_seconds: float  # the starting model's budget (--train-seconds replaces it)
+    ranking_k: int = 3
 
 
+# In this order the worker trains their models: the first loop's project first.
 PROJECTS = (
-    DemoProject("Shapes detection: A vs B", RatingMode.PAIRWISE, n_items=40, first_scene=0),
-    DemoProject("Shapes detection: 1-5", RatingMode.SCALE, n_items=10, first_scene=40),
+    DemoProject("Shapes detection: A vs B", VisionTask.DETECTION, RatingMode.PAIRWISE,
+                n_items=40, first_scene=0, train_seconds=120),
+    DemoProject("Shapes captioning: rank 3", VisionTask.CAPTIONING, RatingMode.RANKING,
+                n_items=16, first_scene=50, train_seconds=60, ranking_k=3),
+    DemoProject("Shapes colorization: A vs B", VisionTask.COLORIZATION, RatingMode.PAIRWISE,
+                n_items=16, first_scene=70, train_seconds=60),
+    DemoProject("Shapes panoptic: 1-5", VisionTask.PANOPTIC, RatingMode.SCALE,
+                n_items=16, first_scene=90, train_seconds=90),
+    DemoProject("Shapes detection: 1-5", VisionTask.DETECTION, RatingMode.SCALE,
+                n_items=10, first_scene=40, train_seconds=120),
 )
-
-
-def perturbed_output(boxes: np.ndarray, classes: np.ndarray, quality: Quality, *, seed: int,
-                     size: int) -> dict:
-    """Ground truth (yxyx px, class indices) made wrong the way `quality` says, in the API's
-    detection form: COCO [x, y, w, h] pixels and category ids."""
-    rng = np.random.default_rng(seed)
-    objects = []
-    for (y0, x0, y1, x1), cls in zip(boxes.tolist(), classes.tolist(), strict=True):
-        if rng.random() < quality.miss:
-            continue
-        h, w = y1 - y0, x1 - x0
-        y0, y1 = np.array([y0, y1]) + rng.normal(0, quality.jitter * h, 2)
-        x0, x1 = np.array([x0, x1]) + rng.normal(0, quality.jitter * w, 2)
-        if rng.random() < quality.wrong_class:
-            cls = int(rng.choice([c for c in range(len(CLASS_NAMES)) if c != cls]))
-        objects.append((x0, y0, x1, y1, cls, rng.uniform(0.6, 0.99)))
-    for _ in range(rng.poisson(quality.spurious)):
-        side = rng.uniform(0.1, 0.35) * size
-        x0, y0 = rng.uniform(0, size - side, 2)
-        objects.append((x0, y0, x0 + side, y0 + side, int(rng.integers(len(CLASS_NAMES))),
-                        rng.uniform(0.2, 0.7)))
-    return api_objects(objects, size, size)
-
-
-def ground_truth(boxes: np.ndarray, classes: np.ndarray) -> dict:
-    """The scene's objects in the API's detection form, without scores."""
-    return {"objects": [
-        {"bbox": [round(x0, 1), round(y0, 1), round(x1 - x0, 1), round(y1 - y0, 1)],
-         "category_id": int(cls) + 1}
-        for (y0, x0, y1, x1), cls in zip(boxes.tolist(), classes.tolist(), strict=True)
-    ]}
 
 
 def find_checkpoint(option: str | None) -> Path | None:
@@ -120,17 +112,22 @@ def find_checkpoint(option: str | None) -> Path | None:
     return found[-1] if found else None
 
 
-def png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
+def media_store(folder: str, stem: str) -> Store:
+    """Files of one output under MEDIA_ROOT/`folder`, named after the item (`stem` + suffix)."""
+    def store(suffix: str, data: bytes) -> str:
+        return default_storage.url(default_storage.save(f"{folder}/{stem}{suffix}",
+                                                        ContentFile(data)))
+    return store
 
 
 class Command(BaseCommand):
     help = "Create the demo projects, images, model outputs and users (idempotent)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--checkpoint", help="a trainer checkpoint whose outputs to add")
+        parser.add_argument("--train-seconds", type=float, default=None,
+                            help="budget of each project's starting model, trained by the "
+                                 "worker (default: per task, 60-120 s; 0: train none)")
 
     def handle(self, *args, **options) -> None:
         password = os.environ.get("DEMO_PASSWORD") or ""
@@ -139,9 +136,11 @@ class Command(BaseCommand):
             "annotator": self._user("annotator", password or secrets.token_urlsafe(9)),
         }
         checkpoint = find_checkpoint(options.get("checkpoint"))
+        seconds = options.get("train_seconds")
         for spec in PROJECTS:
-            use = checkpoint if spec.rating_mode == RatingMode.PAIRWISE else None
-            self._project(spec, users, use)
+            use = checkpoint if spec.name == PROJECTS[0].name else None
+            project = self._project(spec, users, use)
+            self._train(project, spec.train_seconds if seconds is None else seconds)
         self.stdout.write("")
         self.stdout.write("Demo users (passwords reset on every run):")
         for name, (_, secret) in users.items():
@@ -155,22 +154,20 @@ class Command(BaseCommand):
         return user, password
 
     @transaction.atomic
-    def _project(self, spec: DemoProject, users: dict, checkpoint: Path | None) -> None:
+    def _project(self, spec: DemoProject, users: dict, checkpoint: Path | None) -> Project:
         admin, annotator = users["admin"][0], users["annotator"][0]
         project = Project.objects.filter(name=spec.name).first() or project_create(
-            name=spec.name, task=VisionTask.DETECTION, rating_mode=spec.rating_mode,
-            overlap=2, instructions=INSTRUCTIONS, categories=CATEGORIES, created_by=admin,
+            name=spec.name, task=spec.task, rating_mode=spec.rating_mode, overlap=2,
+            ranking_k=spec.ranking_k, instructions=INSTRUCTIONS[spec.task],
+            categories=[] if spec.task == VisionTask.CAPTIONING else CATEGORIES,
+            created_by=admin,
         )
         membership_set(project=project, user=admin, role=Role.ADMIN)
         membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
-        versions = [
-            model_version_get_or_create(
-                project=project, name=q.name,
-                description=f"Ground truth perturbed: jitter {q.jitter}, miss {q.miss}, "
-                            f"wrong class {q.wrong_class}, spurious {q.spurious}/image.",
-            )
-            for q in QUALITIES
-        ]
+        levels = LEVELS[spec.task]
+        versions = [model_version_get_or_create(project=project, name=level.name,
+                                                description=level.describe())
+                    for level in levels]
         have_items = {i.file_name: i for i in Item.objects.filter(project=project)}
         have = set(Candidate.objects.filter(item__project=project)
                    .values_list("item_id", "model_version_id"))
@@ -178,19 +175,19 @@ class Command(BaseCommand):
         for index in range(spec.first_scene, spec.first_scene + spec.n_items):
             seed, scene = val_scene(index, IMAGE_SIZE)
             file_name = f"shapes_val_{index:05d}.png"
+            stem = Path(file_name).stem
             item = have_items.get(file_name) or item_create(
-                project=project, file_name=file_name, image=png(scene.image),
-                ground_truth=ground_truth(scene.boxes, scene.classes),
+                project=project, file_name=file_name, image=item_png(spec.task, scene),
+                ground_truth=ground_truth(
+                    spec.task, scene, media_store(f"projects/{project.pk}/ground_truth", stem)),
             )
             scenes.append((item, scene))
-            for level, (quality, version) in enumerate(zip(QUALITIES, versions, strict=True)):
+            for level, version in enumerate(versions):
                 if (item.pk, version.pk) in have:
                     continue
-                candidate_create(
-                    item=item, model_version=version,
-                    output=perturbed_output(scene.boxes, scene.classes, quality,
-                                            seed=seed * 10 + level, size=IMAGE_SIZE),
-                )
+                store = media_store(f"projects/{project.pk}/outputs/{version.pk}", stem)
+                candidate_create(item=item, model_version=version, output=candidate_output(
+                    spec.task, scene, level, seed=seed * 10 + level, store=store))
         if checkpoint is not None:
             self._checkpoint_candidates(project, checkpoint, scenes, have)
         created = tasks_create(project=project)
@@ -199,6 +196,16 @@ class Command(BaseCommand):
             f"{Candidate.objects.filter(item__project=project).count()} candidates, "
             f"{project.tasks.count()} tasks ({created} new), rating mode {project.rating_mode}."
         )
+        return project
+
+    def _train(self, project: Project, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        training, sent = demo_training_request(project=project, max_seconds=seconds,
+                                               max_steps=TRAIN_STEPS)
+        if sent:
+            self.stdout.write(f"{project.name}: the worker trains its starting model "
+                              f"({training.max_seconds:g} s), then adds its samples.")
 
     def _checkpoint_candidates(self, project: Project, path: Path, scenes: list,
                                have: set) -> None:
