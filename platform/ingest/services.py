@@ -92,9 +92,9 @@ def _write(project: Project, files: ImportFiles, plan: ImportPlan) -> ImportSumm
             if plan.outputs or plan.file_outputs:
                 version = model_version_get_or_create(project=project, name=plan.model_version)
                 summary.model_version = version.name
-                # A folder name that does not tell annotators which model made an output.
-                folder = f"outputs/{secrets.token_hex(8)}"
-                outputs = plan.outputs | {name: write(folder, store)
+                # Each output's files in a folder of their own, whose random name tells
+                # annotators nothing of the model that made them.
+                outputs = plan.outputs | {name: write(f"outputs/{secrets.token_hex(8)}", store)
                                           for name, write in plan.file_outputs.items()}
                 for name, output in outputs.items():
                     candidate_create(item=items[name], model_version=version, output=output)

@@ -30,10 +30,11 @@ BATCH = 32
 
 
 def _outputs_store(project: Project, written: list[str]) -> Store:
-    """Files under a new folder of the project's outputs; `written` collects their names."""
-    folder = f"projects/{project.pk}/outputs/{secrets.token_hex(8)}"
+    """Files of the project's outputs, each under a folder of its own whose random name tells
+    annotators nothing of the model that made it; `written` collects their names."""
 
     def store(name: str, data: bytes) -> str:
+        folder = f"projects/{project.pk}/outputs/{secrets.token_hex(8)}"
         path = default_storage.save(f"{folder}/{name}", ContentFile(data))
         written.append(path)
         return default_storage.url(path)

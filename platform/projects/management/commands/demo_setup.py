@@ -5,8 +5,8 @@ Creates (or completes) one project per row of `PROJECTS`, covering the four task
 rating modes: detection A vs B (40 images) and 1-5 (10 images), captioning ranked three at a
 time, colorization A vs B and panoptic segmentation 1-5 (16 images each), all with overlap 2.
 Each has three simulated models, ground truth made wrong at three quality levels
-(`training.demo_outputs`), whose image outputs are PNGs under `projects/<id>/outputs/<model
-version id>/`, a folder that names no quality. Users `admin` (superuser, admin of every demo
+(`training.demo_outputs`), whose image outputs are PNGs under
+`projects/<id>/outputs/<random>/`, a folder that names neither the model nor its quality. Users `admin` (superuser, admin of every demo
 project) and `annotator` (annotator of every one) get the password in DEMO_PASSWORD, or a fresh
 random one; the passwords are set and printed on every run.
 
@@ -185,7 +185,8 @@ class Command(BaseCommand):
             for level, version in enumerate(versions):
                 if (item.pk, version.pk) in have:
                     continue
-                store = media_store(f"projects/{project.pk}/outputs/{version.pk}", stem)
+                # A folder of its own, whose random name tells annotators nothing of the model.
+                store = media_store(f"projects/{project.pk}/outputs/{secrets.token_hex(8)}", stem)
                 candidate_create(item=item, model_version=version, output=candidate_output(
                     spec.task, scene, level, seed=seed * 10 + level, store=store))
         if checkpoint is not None:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0003_describe_checkpoints'),
+        ('projects', '0004_serve_newest_first'),
     ]
 
     operations = [
