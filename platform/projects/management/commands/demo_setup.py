@@ -8,7 +8,8 @@ Each has three simulated models, ground truth made wrong at three quality levels
 (`training.demo_outputs`), whose image outputs are PNGs under
 `projects/<id>/outputs/<random>/`, a folder that names neither the model nor its quality.
 Users `admin` (superuser, admin of every demo project) and `annotator` (annotator of every one)
-get the password in DEMO_PASSWORD, or a fresh random one; the passwords are set and printed on every run.
+get the password in DEMO_PASSWORD, or a fresh random one; the passwords are set and printed on
+every run.
 
 Each project's starting model is trained by the worker in the background (`--train-seconds`, 0
 for none): queued here while the project's demo model is missing (`projects.demo_training`), its
