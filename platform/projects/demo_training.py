@@ -7,12 +7,14 @@ missing and sends the task again for a row that has not finished, since a worker
 `make run` may have lost the message; the job lifecycle lets only one worker claim it.
 """
 
+from datetime import timedelta
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from common.jobs import FINISHED, JobStatus, job_enqueue
+from common.jobs import FINISHED, JobStatus, job_enqueue, jobs_reap_stale
 from common.permissions import ADMINS
 from projects.models import DemoModelTraining, ModelVersion, Project
 from projects.services import DESCRIPTION_FIELDS
@@ -99,3 +101,9 @@ def demo_trainings_for(user: AbstractBaseUser) -> QuerySet[DemoModelTraining]:
             .filter(project__memberships__user_id=user.pk,
                     project__memberships__role__in=ADMINS)
             .select_related("project", "model_version").order_by("project_id"))
+
+
+def reap_stale_demo_trainings(*, stale_after: timedelta) -> list[int]:
+    """Requeue demo trainings whose worker stopped beating (they start over on the next one)."""
+    return jobs_reap_stale(DemoModelTraining, stale_after=stale_after,
+                           enqueue=lambda pk: job_enqueue(DEMO_TRAIN_TASK, pk))

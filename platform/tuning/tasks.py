@@ -1,5 +1,5 @@
 """Celery tasks of tuning runs and of generating candidates (routed to the `gpu` queue), and the
-reaper of tuning runs and reward-model trainings.
+reaper of tuning runs, reward-model trainings and demo trainings.
 
 A task takes ids and hands them to `training/`, the worker-side door into the trainer. The
 reaper runs when a worker starts (`worker_ready`), on the beat schedule (CELERY_BEAT_SCHEDULE)
@@ -15,6 +15,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from common.jobs import reap_every, worker_name
+from projects.demo_training import reap_stale_demo_trainings
 from rewards.services import reap_stale_reward_models
 from training.candidates import generate_candidates
 from training.tuning_run import execute_run
@@ -36,13 +37,15 @@ def generate_candidates_task(model_version_id: int, samples: int, temperature: f
 
 
 def reap_stale_jobs() -> None:
-    """Requeue tuning runs and reward-model trainings whose worker stopped beating."""
+    """Requeue tuning runs, reward-model trainings and demo trainings whose worker stopped
+    beating."""
     stale_after = timedelta(seconds=settings.TUNELAB_RUN_STALE_S)
     runs = reap_stale_runs(stale_after=stale_after)
     reward_models = reap_stale_reward_models(stale_after=stale_after)
-    if runs or reward_models:
-        logger.warning("requeued (stale heartbeat) tuning runs %s, reward models %s", runs,
-                       reward_models)
+    demos = reap_stale_demo_trainings(stale_after=stale_after)
+    if runs or reward_models or demos:
+        logger.warning("requeued (stale heartbeat) tuning runs %s, reward models %s, demo "
+                       "trainings %s", runs, reward_models, demos)
 
 
 @shared_task(name="tuning.reap_stale_runs")

@@ -98,3 +98,18 @@ def test_known_dead_is_about_this_host_only():
     assert _known_dead(dead_worker_here())
     assert not _known_dead(f"{socket.gethostname()}:{os.getpid()}")
     assert not _known_dead("another-host:1")
+
+
+def test_a_dead_worker_s_demo_training_is_requeued(make_project, sent,
+                                                    django_capture_on_commit_callbacks):
+    from projects.demo_training import demo_training_request, reap_stale_demo_trainings
+    from projects.models import DemoModelTraining
+
+    training, _ = demo_training_request(project=make_project(), max_seconds=60, max_steps=10)
+    DemoModelTraining.objects.filter(pk=training.pk).update(
+        status=JobStatus.RUNNING, worker="gone", heartbeat_at=timezone.now() - STALE * 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert reap_stale_demo_trainings(stale_after=STALE) == [training.pk]
+    training.refresh_from_db()
+    assert (training.status, training.deaths) == (JobStatus.QUEUED, 1)
+    assert ("projects.train_demo_model", [training.pk]) in sent
