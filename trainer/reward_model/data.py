@@ -156,6 +156,23 @@ class RatingDataset:
 FeedbackDataset = PreferenceDataset | RankingDataset | RatingDataset
 
 
+def join_preferences(parts: list[PreferenceDataset]) -> PreferenceDataset:
+    """All comparisons of `parts` in one dataset (each part's images kept, its indices moved
+    past the images before it); gold scores kept when every part has them."""
+    offsets = torch.tensor([0, *[len(p.images) for p in parts]]).cumsum(0)
+    simulated = all(p.gold_a is not None and p.gold_b is not None for p in parts)
+    return PreferenceDataset(
+        images=torch.cat([p.images for p in parts]),
+        image_index=torch.cat([p.image_index + offset
+                                 for p, offset in zip(parts, offsets[:-1], strict=True)]),
+        a=type(parts[0].a).cat([p.a for p in parts]),
+        b=type(parts[0].b).cat([p.b for p in parts]),
+        label=torch.cat([p.label for p in parts]),
+        gold_a=torch.cat([p.gold_a for p in parts]) if simulated else None,
+        gold_b=torch.cat([p.gold_b for p in parts]) if simulated else None,
+    )
+
+
 def split_by_image(
     dataset: FeedbackDataset, fraction: float, seed: int
 ) -> tuple[FeedbackDataset, FeedbackDataset]:

@@ -179,7 +179,7 @@ def perturb_panoptic(batch: Any, n: int, things: int, generator: torch.Generator
     rows, size = maps.shape[0], maps.shape[1]
     share = _strengths(rows, generator)[:, None] * torch.rand(rows, 3, generator=generator)
     instances = int(maps[..., 1].max()) + 1
-    erase = torch.rand(rows, instances, generator=generator) < 0.5 * share[:, :1]
+    erase = torch.rand(rows, instances, generator=generator) < 0.8 * share[:, :1]
     relabel = torch.rand(rows, instances, generator=generator) < 0.4 * share[:, 1:2]
     other = 1 + torch.randint(things, (rows, instances), generator=generator)
     erase[:, 0] = relabel[:, 0] = False  # the background stays

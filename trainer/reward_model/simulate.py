@@ -48,8 +48,8 @@ DEFAULT_TIE_EPS = 0.02  # gold scores closer than this are a tie (about a fiftie
 # Each task's default noise and tie threshold, in its gold units. Set so that on pairs of the
 # quick benchmark MLE policies' samples the labels name the gold-better output on roughly 80%
 # of decided pairs (`label_gold_agreement`; bench rlhf reports it), as detection's 0.05 does.
-DEFAULT_NOISES: dict[str, float] = {"detection": DEFAULT_NOISE, "captioning": 0.1,
-                                    "colorization": 4.0, "panoptic": 0.03}
+DEFAULT_NOISES: dict[str, float] = {"detection": DEFAULT_NOISE, "captioning": 0.07,
+                                    "colorization": 1.5, "panoptic": 0.02}
 TIE_EPS: dict[str, float] = {"detection": DEFAULT_TIE_EPS, "captioning": 0.01,
                              "colorization": 0.5, "panoptic": 0.005}
 

@@ -37,7 +37,7 @@ from trainer.reward_model.losses import (
 )
 from trainer.reward_model.model import RewardModel
 from trainer.reward_model.outputs import Outputs
-from trainer.reward_model.simulate import DEFAULT_TIE_EPS
+from trainer.reward_model.tasks import judging
 from trainer.train.checkpoint import Checkpoint
 from trainer.train.mle import make_optimizer, warmup_cosine
 
@@ -132,13 +132,15 @@ def reward_model_step(
 
 @torch.no_grad()
 def pairwise_accuracy(
-    model: RewardModel, dataset: FeedbackDataset, tie_eps: float = DEFAULT_TIE_EPS
+    model: RewardModel, dataset: FeedbackDataset, tie_eps: float | None = None
 ) -> dict[str, float]:
     """Agreement of the model's order with the pairs `dataset` implies (see module doc).
 
     `pair_acc` against the feedback's labels; `gold_acc` against the hidden gold order on pairs
-    whose gold scores differ by more than `tie_eps` (simulated feedback only); `pairs` counted.
+    whose gold scores differ by more than `tie_eps` (simulated feedback only; None: the task's
+    tie threshold, `simulate.TIE_EPS`); `pairs` counted.
     """
+    tie_eps = judging(model.config.task).tie_eps if tie_eps is None else tie_eps
     pairs = dataset.as_pairs()
     if len(pairs) == 0:
         return {"pairs": 0}
