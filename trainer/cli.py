@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "detection 0.05)")
     p.add_argument("--pairs", type=int,
                    help="rlhf: simulated preferences to learn from per round (default 2000; "
-                        "200 quick)")
+                        "120 quick)")
     p.add_argument("--kl-coef", type=float,
                    help="rlhf: KL penalty to the MLE policy when tuning against the reward "
                         "model (default 0.05)")
