@@ -11,8 +11,8 @@
     python -m trainer sample --checkpoint runs/shapes/tune.pt --out samples.json [--n 4]
     python -m trainer sample --checkpoint runs/pan/tune.pt --out pan.json  # + PNGs in pan/
     python -m trainer bench detection|captioning|panoptic|colorization [--quick]
-    python -m trainer bench rlhf [--quick] [--noise 0.05] [--pairs 2000] [--kl-coef 0.05]
-        [--tune-steps N]
+    python -m trainer bench rlhf [--task detection|captioning|colorization|panoptic]
+        [--rounds 2] [--quick] [--noise N] [--pairs 2000] [--kl-coef 0.05]
 
 `--config key=value` sets any field of the run's configs (`--help-config` lists them with their
 help). Every run writes `runs/<name>/metrics.jsonl`. `tune` scores its policy on held-out images
@@ -42,7 +42,7 @@ from trainer.configs import (
 
 # The names of `trainer.tasks.registry.TASKS` (which imports every model), for the parser.
 TASKS = ("detection", "captioning", "panoptic", "colorization")
-# `bench` runs one per task, and `rlhf`: detection tuned against a learned reward model.
+# `bench` runs one per task, and `rlhf`: a task tuned against a learned reward model.
 BENCHES = (*TASKS, "rlhf")
 
 
@@ -214,13 +214,14 @@ def _sample_scenes(args: argparse.Namespace, checkpoint: Any, data: DataConfig) 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     # Only the settings given, so the benchmark's own defaults apply to the rest.
+    flags = {"noise": "--noise", "pairs": "--pairs", "kl_coef": "--kl-coef",
+             "task": "--task", "rounds": "--rounds"}
     given = {name: value for name, value in
              (("noise", args.noise), ("pairs", args.pairs), ("kl_coef", args.kl_coef),
-              ("tune_steps", args.tune_steps))
+              ("task", args.rlhf_task), ("rounds", args.rounds))
              if value is not None}
     if given and args.task != "rlhf":
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise UsageError(f"{flags}: only for bench rlhf")
+        raise UsageError(f"{', '.join(flags[name] for name in given)}: only for bench rlhf")
     if args.task == "rlhf":
         from trainer.bench.rlhf import run_rlhf_benchmark
 
@@ -307,17 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, choices=[0, 1, 2],
                    help="CPU torch threads (default 0: measure which of 1 or 2 runs faster "
                         "now); 1 when two benchmarks share 2 cores")
+    p.add_argument("--task", dest="rlhf_task", choices=TASKS,
+                   help="rlhf: the task tuned against a learned reward (default detection)")
+    p.add_argument("--rounds", type=int,
+                   help="rlhf: rounds of preferences, reward model and tuning (default 2)")
     p.add_argument("--noise", type=float,
-                   help="rlhf: the simulated annotators' noise, P(a) = sigmoid((gold_a - gold_b) "
-                        "/ noise) (default 0.05)")
+                   help="rlhf: the simulated annotators' noise in the task's gold units, "
+                        "P(a) = sigmoid((gold_a - gold_b) / noise) (default: the task's, "
+                        "detection 0.05)")
     p.add_argument("--pairs", type=int,
-                   help="rlhf: simulated preferences to learn from (default 2000; 200 quick)")
+                   help="rlhf: simulated preferences to learn from per round (default 2000; "
+                        "120 quick)")
     p.add_argument("--kl-coef", type=float,
                    help="rlhf: KL penalty to the MLE policy when tuning against the reward "
                         "model (default 0.05)")
-    p.add_argument("--tune-steps", type=int,
-                   help="rlhf: tune exactly this many steps each, with no wall-time budget "
-                        "(default: the benchmark's steps within its budget)")
     p.set_defaults(fn=cmd_bench)
     return parser
 

@@ -26,8 +26,16 @@ T = TypeVar("T")
 
 BASELINES = ("loo", "paper", "none")  # TuneConfig.baseline
 CREDITS = ("sequence", "reward_to_go")  # TuneConfig.credit
-READOUTS = ("boxes", "image", "policy")  # RewardModelConfig.readout
-REWARD_MODEL_TASKS = ("detection",)  # RewardModelConfig.task: tasks with an output encoder
+READOUTS = ("boxes", "image", "tokens", "policy")  # RewardModelConfig.readout
+# RewardModelConfig.task: whose outputs a reward model scores; each task's readouts, the first
+# its default (`default_readout`).
+REWARD_MODEL_TASKS = ("detection", "captioning", "colorization", "panoptic")
+READOUTS_OF_TASK: dict[str, tuple[str, ...]] = {
+    "detection": ("boxes", "image", "policy"),
+    "captioning": ("tokens", "policy"),
+    "colorization": ("image", "policy"),
+    "panoptic": ("image", "policy"),
+}
 RATING_LEVELS = 5  # ratings are integers 1..RATING_LEVELS
 DEFAULT_FIDELITY_WEIGHT = 16.0  # colorization: colourfulness points per dB of PSNR
 EVAL_SPLITS = ("val", "test")  # DataConfig.eval_split
@@ -332,21 +340,32 @@ class RewardModelConfig(Checked):
 
     task: str = opt("detection", "whose outputs it scores: picks the output encoder",
                     choices=REWARD_MODEL_TASKS)
-    num_classes: int = opt(8, "classes of the task (Synthetic Shapes: 8)", ge=1, le=10_000)
+    num_classes: int = opt(8, "classes of the task (Synthetic Shapes: 8; panoptic: its thing "
+                              "classes)", ge=1, le=10_000)
     image_size: int = opt(64, "side of the square input; other sizes are resized to it",
                           ge=8, le=1024)
-    readout: str = opt("boxes", "'boxes': a conv net on a window around each box, summed; "
-                                "'image': a conv net on the whole image (see model.py); "
-                                "'policy': started from a detection policy's network "
-                                "(policy_readout.py; needs that checkpoint to train)",
+    readout: str = opt("boxes", "'boxes' (detection): a conv net on a window around each box, "
+                                "summed; 'image' (detection, colorization, panoptic): a conv "
+                                "net on the image with the output drawn as channels; 'tokens' "
+                                "(captioning): a transformer over the caption's words and the "
+                                "image's features; 'policy' (every task): started from the "
+                                "task's policy network (policy_readout.py; needs that "
+                                "checkpoint to train)",
                        choices=READOUTS)
-    trainable_blocks: int = opt(1, "'policy': the policy's last decoder blocks that learn; "
-                                   "the rest of its network stays frozen", ge=0, le=48)
+    trainable_blocks: int = opt(1, "'policy': the policy's last decoder blocks (colorization, "
+                                   "panoptic: residual blocks) that learn; the rest of its "
+                                   "network stays frozen", ge=0, le=48)
     belief_init: float = opt(0.0, "'policy': starting weight of the policy's log-probabilities "
-                                  "of a box's tokens in the box's score: 0 starts the reward "
+                                  "of the output's tokens in its score: 0 starts the reward "
                                   "model knowing nothing; 1 as the policy's own likelihood of "
                                   "the output, a better judge of pairs at the start but, as a "
                                   "tuning reward, one that favours fewer boxes", ge=-100, le=100)
+    text_layers: int = opt(2, "'tokens': transformer layers over the image's features and the "
+                              "caption's words", ge=1, le=24)
+    max_count: int = opt(10, "'tokens': the caption vocabulary covers scenes of up to this many "
+                             "objects (the captioning task's max_count)", ge=1, le=100)
+    max_words: int = opt(48, "'tokens': most words of a caption read (the captioning task's "
+                             "max_words; later words are cut)", ge=1, le=512)
     window: int = opt(12, "'boxes': side of each box's window in cells", ge=1, le=256)
     margin: float = opt(0.5, "'boxes': context around a box, as a share of its side per side",
                         ge=0, le=10)
@@ -375,10 +394,15 @@ class RewardModelConfig(Checked):
                             "0 = leave torch's default", ge=0, le=MAX_THREADS)
 
     def check(self) -> None:
+        readouts = READOUTS_OF_TASK[self.task]
+        if self.readout not in readouts:
+            fail("readout", f"readout {self.readout!r} does not score {self.task} outputs; "
+                            f"use one of {', '.join(map(repr, readouts))}")
         if self.width % 8:
             # GroupNorm(8, ...) needs channel counts divisible by 8.
             fail("width", f"width must be a multiple of 8, got {self.width}")
-        # Each stage after the first halves the side; the 'image' readout starts at stride 4.
+        # Each stage after the first halves the side; the 'image' and 'tokens' readouts start
+        # at stride 4.
         # ('policy' has the policy's own network, checked against the reward model when built.)
         if self.readout == "policy":
             return
@@ -388,6 +412,11 @@ class RewardModelConfig(Checked):
         if side % factor:
             fail(name,
                  f"{name} must be a multiple of {factor} (from stages={self.stages}), got {side}")
+
+
+def default_readout(task: str) -> str:
+    """The readout a reward model of `task` gets unless told otherwise."""
+    return READOUTS_OF_TASK[task][0]
 
 
 def help_for(config_type: type) -> dict[str, str]:

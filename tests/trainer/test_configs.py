@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from trainer.configs import (
+    READOUTS_OF_TASK,
     REWARD_MODEL_TASKS,
     CaptioningTaskConfig,
     ColorizationTaskConfig,
@@ -83,8 +84,11 @@ def test_cross_field_rules_of_the_other_configs() -> None:
         PanopticTaskConfig(patch=3)
 
 
-def test_reward_model_tasks_are_the_tasks_with_an_output_encoder() -> None:
-    assert set(REWARD_MODEL_TASKS) == set(OUTPUT_ENCODERS)
+def test_every_reward_model_task_has_readouts_the_trainer_can_build() -> None:
+    assert set(REWARD_MODEL_TASKS) == set(READOUTS_OF_TASK)
+    for task, readouts in READOUTS_OF_TASK.items():
+        if {"boxes", "image"} & set(readouts):  # they draw the output as image channels
+            assert task in OUTPUT_ENCODERS, task
 
 
 def test_the_configs_module_loads_no_torch() -> None:

@@ -37,3 +37,19 @@ def test_help_lists_the_config_fields(capsys):
     assert exited.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "lr: peak AdamW learning rate (linear warmup, cosine decay to 10%)" in text
+
+
+@pytest.mark.parametrize("task", ["captioning", "colorization", "panoptic"])
+def test_tiny_run_of_another_task_uses_its_readout_and_noise(task, tmp_path, capsys):
+    from trainer.configs import default_readout
+    from trainer.reward_model.tasks import judging
+
+    status = main(["--task", task, "--pairs", "24", "--out", str(tmp_path / "rm.pt"),
+                   "--config", "steps=2", "width=8", "image_size=32", "batch_size=4",
+                   "eval_every=2"])
+    assert status == 0, capsys.readouterr().err
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["task"] == task and figures["noise"] == judging(task).noise
+    assert figures["readout"] == default_readout(task)
+    model, _ = load_reward_model(tmp_path / "rm.pt")
+    assert model.config.task == task

@@ -1,146 +1,79 @@
-"""Outputs of varied quality to compare, and simulated feedback on them.
+"""Outputs of varied quality to compare, and simulated feedback on them, for every task.
 
-A *candidate source* is `(batch, n, generator) -> BoxOutputs`: n outputs for each image of a
-DetectionBatch, image-major (rows i * n ... i * n + n - 1 belong to image i). Two exist:
-- `perturbation_source`: ground truth spoilt at a random strength per candidate (box jitter,
-  dropped boxes, wrong classes, duplicates, spurious boxes, each op with its own random share of
-  the strength), for when no policy exists yet or to cover the quality range evenly;
-- `policy_source`: samples of a Pix2seq policy, decoded to boxes (what the tuned policy will
+A *candidate source* is `(batch, n, generator) -> outputs`: n outputs for each image of a task's
+batch (`tasks.py`'s collate), image-major (rows i * n ... i * n + n - 1 belong to image i), as
+the task's container (`outputs.py`). Two kinds exist:
+- "perturb": ground truth spoilt at a random strength per candidate (`perturb.py`), for when no
+  policy exists yet or to cover the quality range evenly;
+- `policy_source`: samples of a policy, decoded by its codec (what the tuned policy will
   actually show the reward model).
 
 `make_preference_data`, `make_ranking_data` and `make_rating_data` draw images (Synthetic
-Shapes by default), candidates and simulated feedback (`simulate.py`) with its hidden gold.
+Shapes by default), candidates and simulated feedback (`simulate.py`) with its hidden gold
+(`tasks.py`: each task's own reward against the scene's ground truth).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from trainer.data.detection import DetectionBatch, DetectionExample, ShapesStream, collate
-from trainer.data.shapes import CLASS_NAMES, DEFAULT_CONFIG
+from trainer.data.detection import ShapesStream
+from trainer.data.shapes import DEFAULT_CONFIG, Scene, ShapesConfig, generate_scene, scene_seed
 from trainer.reward_model.data import PreferenceDataset, RankingDataset, RatingDataset
-from trainer.reward_model.encoders import BoxOutputs
+from trainer.reward_model.outputs import Outputs
+from trainer.reward_model.perturb import (  # noqa: F401  (the detection candidates' home before)
+    STRENGTH_LEVELS,
+    Perturbation,
+    perturb_boxes,
+    perturbation_source,
+)
 from trainer.reward_model.simulate import (
-    DEFAULT_TIE_EPS,
-    gold_scores,
+    RATING_EDGES,
     simulate_preferences,
     simulate_rankings,
     simulate_ratings,
 )
+from trainer.reward_model.tasks import default_task, judging
 
-CandidateSource = Callable[[DetectionBatch, int, torch.Generator], BoxOutputs]
+CandidateSource = Callable[[Any, int, torch.Generator], Outputs]
 
-# Strengths a perturbed candidate is drawn at (0 = the ground truth itself).
-STRENGTH_LEVELS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 # Reward-model data comes from its own stretch of the endless train split, far beyond where
 # training runs read (`TrainStream` starts seed s at s * 10**8).
 RM_SCENE_OFFSET = 9 * 10**8
 
 
-@dataclass(frozen=True)
-class Perturbation:
-    """How strongly each op spoils ground truth at strength 1 (scaled linearly below)."""
-
-    jitter: float = 0.15  # std of each coordinate's shift, as a share of the box's side
-    drop: float = 0.5  # probability that a box is left out
-    wrong_class: float = 0.4  # probability that a box gets another class
-    duplicate: float = 0.4  # probability that a box is repeated (slightly shifted)
-    spurious: float = 0.5  # probability of each of `spurious_slots` boxes where nothing is
-    spurious_slots: int = 3
+def scene_stream(config: ShapesConfig = DEFAULT_CONFIG, split: str = "train", start: int = 0
+                 ) -> Iterator[Scene]:
+    """Synthetic Shapes scenes scene_seed(split, i) for i = start, start + 1, ..."""
+    index = start
+    while True:
+        yield generate_scene(scene_seed(split, index), config)
+        index += 1
 
 
-def perturb_boxes(
-    gt: BoxOutputs,
-    strength: Tensor,
-    *,
-    num_classes: int,
-    max_boxes: int,
-    generator: torch.Generator,
-    perturbation: Perturbation = Perturbation(),
-) -> BoxOutputs:
-    """Spoil each row of `gt` (N rows) at its `strength` (N,) in [0, 1]; see the module doc.
-
-    Each op's strength is `strength` times a random share in [0, 1], so candidates differ in
-    kind as well as degree. The result holds at most `max_boxes` boxes per row, in random order.
-    """
-    p = perturbation
-    n, m = gt.valid.shape
-    device = gt.boxes.device
-
-    def rand(*shape: int) -> Tensor:
-        return torch.rand(*shape, generator=generator, device=device)
-
-    def randn(*shape: int) -> Tensor:
-        return torch.randn(*shape, generator=generator, device=device)
-
-    op = strength[:, None] * rand(n, 5)  # per-row strength of jitter/drop/class/dup/spurious
-    boxes, classes = gt.boxes.float(), gt.classes.clone()
-    sides = (boxes[..., 2:] - boxes[..., :2]).repeat(1, 1, 2)  # (h, w, h, w)
-
-    def jittered(b: Tensor, scale: Tensor) -> Tensor:
-        moved = (b + randn(n, m, 4) * scale[:, None, None] * sides).clamp(0, 1)
-        y, x = moved[..., 0::2].sort(-1).values, moved[..., 1::2].sort(-1).values
-        return torch.stack([y[..., 0], x[..., 0], y[..., 1], x[..., 1]], -1)
-
-    boxes = jittered(boxes, p.jitter * op[:, 0])
-    kept = gt.valid & (rand(n, m) >= p.drop * op[:, 1:2])
-    relabel = rand(n, m) < p.wrong_class * op[:, 2:3]
-    other = (classes + 1 + (rand(n, m) * (num_classes - 1)).long()) % num_classes
-    classes = torch.where(relabel, other, classes)
-    duplicated = kept & (rand(n, m) < p.duplicate * op[:, 3:4])
-    copies = jittered(boxes, torch.full((n,), 0.05, device=device))
-
-    slots = p.spurious_slots
-    centre, size = rand(n, slots, 2), 0.1 + 0.3 * rand(n, slots, 2)
-    spurious = torch.cat([centre - size / 2, centre + size / 2], -1).clamp(0, 1)
-    spurious_classes = (rand(n, slots) * num_classes).long()
-    spurious_valid = rand(n, slots) < p.spurious * op[:, 4:5]
-
-    all_boxes = torch.cat([boxes, copies, spurious], 1)
-    all_classes = torch.cat([classes, classes, spurious_classes], 1)
-    all_valid = torch.cat([kept, duplicated, spurious_valid], 1)
-    # Random order with the valid boxes first, then keep the first max_boxes.
-    order = (rand(*all_valid.shape) + (~all_valid).float() * 2).argsort(1)[:, :max_boxes]
-    return BoxOutputs(
-        all_boxes.gather(1, order[..., None].expand(-1, -1, 4)),
-        all_classes.gather(1, order),
-        all_valid.gather(1, order),
-    )
+def rm_examples(task: str, seed: int, config: ShapesConfig = DEFAULT_CONFIG) -> Iterator[Any]:
+    """The reward model's own stretch of the train split for `seed`: DetectionExamples for
+    detection, scenes for the other tasks (their batches come from the scenes)."""
+    start = RM_SCENE_OFFSET + seed * 10**6
+    if task == "detection":
+        return ShapesStream(config, "train", start)
+    return scene_stream(config, "train", start)
 
 
-def perturbation_source(
-    num_classes: int = len(CLASS_NAMES),
-    *,
-    levels: tuple[float, ...] = STRENGTH_LEVELS,
-    max_boxes: int = 10,
-    perturbation: Perturbation = Perturbation(),
-) -> CandidateSource:
-    """Candidates: each image's ground truth spoilt at a strength drawn from `levels`."""
-    strengths = torch.tensor(levels)
+def policy_source(model, codec, *, temperature: float = 1.0,
+                  task: str = "detection") -> CandidateSource:
+    """Candidates: `model.sample` outputs decoded by the task's codec, on the CPU."""
+    outputs = judging(task).outputs
 
-    def source(batch: DetectionBatch, n: int, generator: torch.Generator) -> BoxOutputs:
-        gt = BoxOutputs(batch.boxes, batch.classes.clamp_min(0), batch.valid)
-        rows = torch.arange(len(batch), device=batch.boxes.device).repeat_interleave(n)
-        picks = torch.randint(len(levels), (len(rows),), generator=generator)
-        return perturb_boxes(gt.select(rows), strengths[picks].to(batch.boxes.device),
-                             num_classes=num_classes, max_boxes=max_boxes,
-                             generator=generator, perturbation=perturbation)
-
-    return source
-
-
-def policy_source(model, codec, *, temperature: float = 1.0) -> CandidateSource:
-    """Candidates: `model.sample` token sequences decoded to boxes by a DetectionCodec."""
-
-    def source(batch: DetectionBatch, n: int, generator: torch.Generator) -> BoxOutputs:
-        tokens, _ = model.sample(batch.images.to(model.device), n, temperature=temperature,
-                                 generator=generator)
-        decoded = codec.decode(tokens)
-        return BoxOutputs(decoded.boxes.cpu(), decoded.classes.cpu(), decoded.valid.cpu())
+    def source(batch: Any, n: int, generator: torch.Generator) -> Outputs:
+        batch = batch.to(model.device)
+        tokens, _ = model.sample(batch.images, n, temperature=temperature, generator=generator)
+        return outputs(codec, tokens, batch, n).to("cpu")
 
     return source
 
@@ -149,8 +82,8 @@ def policy_source(model, codec, *, temperature: float = 1.0) -> CandidateSource:
 class _Candidates:
     """Images, their ground truth and n candidates per image with gold scores."""
 
-    images: Tensor  # (I, 3, S, S)
-    outputs: BoxOutputs  # I * n, image-major
+    images: Tensor  # (I, C, S, S)
+    outputs: Outputs  # I * n, image-major
     gold: Tensor  # (I, n)
 
 
@@ -159,31 +92,34 @@ def _candidates(
     per_image: int,
     seed: int,
     source: CandidateSource | str,
-    examples: Iterator[DetectionExample] | None,
+    examples: Iterator[Any] | None,
     image_size: int,
+    task: str,
+    task_object: Any | None,
     chunk: int = 64,
 ) -> _Candidates:
     if num_images < 1:
         raise ValueError(f"need at least one image, got {num_images}")
+    judge = judging(task)
+    task_object = task_object if task_object is not None else default_task(task)
     if source == "perturb":
-        source = perturbation_source()
+        def source(batch: Any, n: int, generator: torch.Generator) -> Outputs:
+            return judge.perturb(task_object, batch, n, generator)
     elif isinstance(source, str):
         raise ValueError(f"unknown candidate source {source!r} (use 'perturb' or a function)")
     if examples is None:
-        examples = ShapesStream(DEFAULT_CONFIG, "train", RM_SCENE_OFFSET + seed * 10**6)
+        examples = rm_examples(task, seed)
     generator = torch.Generator().manual_seed(seed)
     images, outputs, gold = [], [], []
     for start in range(0, num_images, chunk):
-        batch = collate([next(examples) for _ in range(min(chunk, num_images - start))],
-                        image_size)
+        batch = judge.collate(task_object, [next(examples) for _ in
+                                            range(min(chunk, num_images - start))], image_size)
         candidates = source(batch, per_image, generator)
-        gold.append(gold_scores(
-            candidates.boxes, candidates.classes, candidates.valid,
-            *(t.repeat_interleave(per_image, 0) for t in (batch.boxes, batch.classes, batch.valid)),
-        ).view(len(batch), per_image))
-        images.append(batch.images)
+        gold.append(judge.gold(task_object, candidates, batch, per_image).cpu()
+                    .view(len(batch), per_image))
+        images.append(batch.images.cpu())
         outputs.append(candidates)
-    return _Candidates(torch.cat(images), BoxOutputs.cat(outputs), torch.cat(gold))
+    return _Candidates(torch.cat(images), type(outputs[0]).cat(outputs), torch.cat(gold))
 
 
 def make_preference_data(
@@ -193,19 +129,23 @@ def make_preference_data(
     candidate_source: CandidateSource | str = "perturb",
     *,
     pairs_per_image: int = 2,
-    tie_eps: float = DEFAULT_TIE_EPS,
-    examples: Iterator[DetectionExample] | None = None,
+    tie_eps: float | None = None,
+    examples: Iterator[Any] | None = None,
     image_size: int = 64,
+    task: str = "detection",
+    task_object: Any | None = None,
 ) -> PreferenceDataset:
     """`n_pairs` simulated preferences, `pairs_per_image` per image (2 candidates a pair).
 
     Images come from `examples` (default: Synthetic Shapes scenes of the train split, a stretch
-    of its own for each seed), resized to `image_size`; candidates from `candidate_source`
-    ("perturb" or a CandidateSource).
+    of its own for each seed; DetectionExamples for detection, scenes otherwise), resized to
+    `image_size`; candidates from `candidate_source` ("perturb" or a CandidateSource), scored by
+    `task`'s gold with the settings of `task_object` (default: the task's default config).
+    `tie_eps` None: the task's (`simulate.TIE_EPS`).
     """
     images = -(-n_pairs // pairs_per_image)
     drawn = _candidates(images, 2 * pairs_per_image, seed, candidate_source, examples,
-                        image_size)
+                        image_size, task, task_object)
     rows = torch.arange(n_pairs)
     image_index = rows // pairs_per_image
     first = image_index * 2 * pairs_per_image + 2 * (rows % pairs_per_image)
@@ -217,7 +157,8 @@ def make_preference_data(
         image_index=image_index,
         a=drawn.outputs.select(first),
         b=drawn.outputs.select(first + 1),
-        label=simulate_preferences(gold_a, gold_b, noise=noise, tie_eps=tie_eps,
+        label=simulate_preferences(gold_a, gold_b, noise=noise,
+                                   tie_eps=judging(task).tie_eps if tie_eps is None else tie_eps,
                                    generator=generator),
         gold_a=gold_a,
         gold_b=gold_b,
@@ -231,11 +172,15 @@ def make_ranking_data(
     seed: int,
     candidate_source: CandidateSource | str = "perturb",
     *,
-    examples: Iterator[DetectionExample] | None = None,
+    examples: Iterator[Any] | None = None,
     image_size: int = 64,
+    task: str = "detection",
+    task_object: Any | None = None,
 ) -> RankingDataset:
-    """`n_rankings` simulated rankings of `k` candidates, one ranking per image."""
-    drawn = _candidates(n_rankings, k, seed, candidate_source, examples, image_size)
+    """`n_rankings` simulated rankings of `k` candidates, one ranking per image (the rest as
+    `make_preference_data`)."""
+    drawn = _candidates(n_rankings, k, seed, candidate_source, examples, image_size, task,
+                        task_object)
     order = simulate_rankings(drawn.gold, noise=noise,
                               generator=torch.Generator().manual_seed(seed + 1))
     rows = (torch.arange(n_rankings)[:, None] * k + order).flatten()
@@ -255,17 +200,25 @@ def make_rating_data(
     seed: int,
     candidate_source: CandidateSource | str = "perturb",
     *,
-    examples: Iterator[DetectionExample] | None = None,
+    examples: Iterator[Any] | None = None,
     image_size: int = 64,
+    task: str = "detection",
+    task_object: Any | None = None,
 ) -> RatingDataset:
-    """Simulated 1-5 ratings of `per_image` candidates on each of `n_images` images."""
-    drawn = _candidates(n_images, per_image, seed, candidate_source, examples, image_size)
+    """Simulated 1-5 ratings of `per_image` candidates on each of `n_images` images (the rest
+    as `make_preference_data`). Detection's gold lies in [0, 1] and is binned at
+    `RATING_EDGES`; the other tasks' gold has no fixed range, so their annotators bin it at
+    the 20/40/60/80% quantiles of the candidates' gold: they use the whole scale."""
+    drawn = _candidates(n_images, per_image, seed, candidate_source, examples, image_size, task,
+                        task_object)
     gold = drawn.gold.flatten()
+    edges = RATING_EDGES if task == "detection" else tuple(
+        torch.quantile(gold.float(), torch.tensor([0.2, 0.4, 0.6, 0.8])).tolist())
     return RatingDataset(
         images=drawn.images,
         image_index=torch.arange(n_images).repeat_interleave(per_image),
         outputs=drawn.outputs,
-        rating=simulate_ratings(gold, noise=noise,
+        rating=simulate_ratings(gold, noise=noise, edges=edges,
                                 generator=torch.Generator().manual_seed(seed + 1)),
         gold=gold,
     )

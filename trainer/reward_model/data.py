@@ -1,9 +1,10 @@
 """Feedback as tensors: pairwise preferences, rankings and 1-5 ratings of outputs on images.
 
-Each dataset keeps its images once (`images`, normalised like a DetectionBatch) and refers to
-them by `image_index`, since one image carries several comparisons. Outputs are padded box
-tensors (`BoxOutputs`). The hidden gold scores (`gold_*`) are there only when the feedback was
-simulated: evaluation reports agreement with them, training never reads them.
+Each dataset keeps its images once (`images`: the policy's inputs, normalised as the task's
+batches are; greyscale for colorization) and refers to them by `image_index`, since one image
+carries several comparisons. Outputs are the task's container (`outputs.py`: boxes, caption
+tokens, colorized images, panoptic maps). The hidden gold scores (`gold_*`) are there only when
+the feedback was simulated: evaluation reports agreement with them, training never reads them.
 
 `split_by_image` holds out whole images, so held-out accuracy measures the reward model on
 images it has never seen, not on new pairs of familiar ones. `as_pairs` turns any dataset into
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor
 
 from trainer.configs import RATING_LEVELS
-from trainer.reward_model.encoders import BoxOutputs
+from trainer.reward_model.outputs import Outputs
 
 
 def _optional(x: Tensor | None, rows: Tensor) -> Tensor | None:
@@ -26,8 +27,8 @@ def _optional(x: Tensor | None, rows: Tensor) -> Tensor | None:
 
 
 def _check_index(images: Tensor, image_index: Tensor) -> None:
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must have shape (I, 3, H, W), got {tuple(images.shape)}")
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (I, C, H, W), got {tuple(images.shape)}")
     if image_index.ndim != 1 or image_index.dtype != torch.int64:
         raise ValueError("image_index must be a 1-D int64 tensor")
     if len(image_index) and (image_index.min() < 0 or image_index.max() >= len(images)):
@@ -38,10 +39,10 @@ def _check_index(images: Tensor, image_index: Tensor) -> None:
 class PreferenceDataset:
     """N comparisons: on image `image_index[n]`, output `a[n]` vs output `b[n]`."""
 
-    images: Tensor  # (I, 3, S, S) normalised model inputs
+    images: Tensor  # (I, C, S, S) normalised model inputs
     image_index: Tensor  # (N,) int64
-    a: BoxOutputs  # N outputs
-    b: BoxOutputs  # N outputs
+    a: Outputs  # N outputs
+    b: Outputs  # N outputs
     label: Tensor  # (N,) float P(a preferred): 1 (a), 0 (b) or 0.5 (tie)
     gold_a: Tensor | None = None  # (N,) hidden gold score of a (simulated feedback only)
     gold_b: Tensor | None = None  # (N,)
@@ -70,9 +71,9 @@ class PreferenceDataset:
 class RankingDataset:
     """N rankings of K outputs each on image `image_index[n]`, best first."""
 
-    images: Tensor  # (I, 3, S, S)
+    images: Tensor  # (I, C, S, S)
     image_index: Tensor  # (N,) int64
-    ranked: BoxOutputs  # N * K outputs; row n * K + j is the j-th best of ranking n
+    ranked: Outputs  # N * K outputs; row n * K + j is the j-th best of ranking n
     k: int  # outputs per ranking
     gold: Tensor | None = None  # (N, K) hidden gold scores in ranked order
 
@@ -113,9 +114,9 @@ class RankingDataset:
 class RatingDataset:
     """N outputs rated 1..5, output n on image `image_index[n]`."""
 
-    images: Tensor  # (I, 3, S, S)
+    images: Tensor  # (I, C, S, S)
     image_index: Tensor  # (N,) int64
-    outputs: BoxOutputs  # N outputs
+    outputs: Outputs  # N outputs
     rating: Tensor  # (N,) int64 in 1..RATING_LEVELS
     gold: Tensor | None = None  # (N,) hidden gold scores
 
@@ -153,6 +154,23 @@ class RatingDataset:
 
 
 FeedbackDataset = PreferenceDataset | RankingDataset | RatingDataset
+
+
+def join_preferences(parts: list[PreferenceDataset]) -> PreferenceDataset:
+    """All comparisons of `parts` in one dataset (each part's images kept, its indices moved
+    past the images before it); gold scores kept when every part has them."""
+    offsets = torch.tensor([0, *[len(p.images) for p in parts]]).cumsum(0)
+    simulated = all(p.gold_a is not None and p.gold_b is not None for p in parts)
+    return PreferenceDataset(
+        images=torch.cat([p.images for p in parts]),
+        image_index=torch.cat([p.image_index + offset
+                                 for p, offset in zip(parts, offsets[:-1], strict=True)]),
+        a=type(parts[0].a).cat([p.a for p in parts]),
+        b=type(parts[0].b).cat([p.b for p in parts]),
+        label=torch.cat([p.label for p in parts]),
+        gold_a=torch.cat([p.gold_a for p in parts]) if simulated else None,
+        gold_b=torch.cat([p.gold_b for p in parts]) if simulated else None,
+    )
 
 
 def split_by_image(

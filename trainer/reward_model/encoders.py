@@ -1,10 +1,20 @@
 """How a model output is shown to the reward model: one small encoder function per task.
 
 The reward model sees the image and the output together: an output encoder turns a batch of
-outputs into extra input channels at image resolution, which the network's first convolution
-reads alongside the RGB channels. Adding a task (panoptic masks, a colorized image) is adding
-one `OutputEncoder` to `OUTPUT_ENCODERS`; a captioning encoder would need a token branch in the
-network as well, since words have no pixel layout.
+outputs (`outputs.py`) into extra input channels at image resolution, which the network's first
+convolution reads alongside the image's channels (RGB; the greyscale input for colorization).
+Adding a task whose output lives on the pixels is adding one `OutputEncoder` to
+`OUTPUT_ENCODERS`. Captions have no pixel layout: the reward model reads their tokens in a
+branch of its own (the 'tokens' readout, `model.py`).
+
+Colorization: `draw_colorization` gives the colorized image as RGB in [-1, 1] and its two
+opponent channels rg = R - G and yb = (R + G) / 2 - B, the quantities colourfulness is made of
+(Hasler and Suesstrunk), so a first convolution reads them without having to learn them.
+
+Panoptic: `draw_panoptic` gives a one-hot channel per category (background, then each thing
+class) and one channel of instance boundaries (a pixel whose right or lower neighbour belongs
+to another segment), since PQ matches segments, not pixels: two touching instances of one class
+show as two only by the boundary between them.
 
 Detection: `rasterise_boxes` draws normalised `[ymin, xmin, ymax, xmax]` boxes into one *fill*
 and one *outline* channel per class. Drawing is anti-aliased (each pixel holds the fraction of
@@ -24,64 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-@dataclass(frozen=True)
-class BoxOutputs:
-    """N detection outputs, padded to P boxes each (the trainer's coordinates)."""
-
-    boxes: Tensor  # (N, P, 4) float32 [ymin, xmin, ymax, xmax] in [0, 1] of the image
-    classes: Tensor  # (N, P) int64 contiguous class indices
-    valid: Tensor  # (N, P) bool, False for padding
-
-    def __post_init__(self) -> None:
-        if self.boxes.ndim != 3 or self.boxes.shape[-1] != 4:
-            raise ValueError(f"boxes must have shape (N, P, 4), got {tuple(self.boxes.shape)}")
-        if self.classes.shape != self.boxes.shape[:2] or self.valid.shape != self.boxes.shape[:2]:
-            raise ValueError(
-                f"classes {tuple(self.classes.shape)} and valid {tuple(self.valid.shape)} must "
-                f"have the shape {tuple(self.boxes.shape[:2])} of boxes' first two axes"
-            )
-        if self.valid.dtype != torch.bool:
-            raise ValueError(f"valid must be bool, got {self.valid.dtype}")
-
-    def __len__(self) -> int:
-        return self.boxes.shape[0]
-
-    def select(self, rows: Tensor) -> BoxOutputs:
-        """The outputs of `rows` (an index tensor or a bool mask)."""
-        return BoxOutputs(self.boxes[rows], self.classes[rows], self.valid[rows])
-
-    def to(self, device: torch.device | str) -> BoxOutputs:
-        return BoxOutputs(self.boxes.to(device), self.classes.to(device), self.valid.to(device))
-
-    def transform(self, flip_x: Tensor, flip_y: Tensor, transpose: Tensor) -> BoxOutputs:
-        """The boxes of each row in its image transposed, then mirrored; (N,) bool per op."""
-        y0, x0, y1, x1 = self.boxes.unbind(-1)
-        swap = transpose[:, None]
-        y0, x0, y1, x1 = (torch.where(swap, x0, y0), torch.where(swap, y0, x0),
-                          torch.where(swap, x1, y1), torch.where(swap, y1, x1))
-        fx, fy = flip_x[:, None], flip_y[:, None]
-        x0, x1 = torch.where(fx, 1 - x1, x0), torch.where(fx, 1 - x0, x1)
-        y0, y1 = torch.where(fy, 1 - y1, y0), torch.where(fy, 1 - y0, y1)
-        return BoxOutputs(torch.stack([y0, x0, y1, x1], -1), self.classes, self.valid)
-
-    @staticmethod
-    def cat(parts: list[BoxOutputs]) -> BoxOutputs:
-        """Rows of all parts, padded to the largest P."""
-        slots = max(part.boxes.shape[1] for part in parts)
-
-        def pad(x: Tensor, value: float | bool) -> Tensor:
-            extra = slots - x.shape[1]
-            if extra == 0:
-                return x
-            tail = x.new_full((x.shape[0], extra, *x.shape[2:]), value)
-            return torch.cat([x, tail], 1)
-
-        return BoxOutputs(
-            torch.cat([pad(p.boxes, 0.0) for p in parts]),
-            torch.cat([pad(p.classes, 0) for p in parts]),
-            torch.cat([pad(p.valid, False) for p in parts]),
-        )
+from trainer.reward_model.outputs import BoxOutputs, ColorOutputs, PanopticOutputs
 
 
 def pixel_coverage(lo: Tensor, hi: Tensor, size: int) -> Tensor:
@@ -144,6 +97,35 @@ def box_windows(planes: Tensor, boxes: Tensor, window: int, margin: float) -> Te
     return torch.einsum("npkix,npjx->npkij", by_rows, cols)
 
 
+def draw_colorization(outputs: ColorOutputs, size: int, num_classes: int) -> Tensor:
+    """(N, 5, size, size): RGB in [-1, 1], then rg and yb (see the module docstring);
+    `num_classes` is unused (colours have no classes)."""
+    rgb = outputs.rgb()
+    if rgb.shape[-1] != size or rgb.shape[-2] != size:
+        rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", antialias=True,
+                            align_corners=False)
+    red, green, blue = rgb.unbind(1)
+    opponents = torch.stack([red - green, (red + green) / 2 - blue], 1)
+    return torch.cat([2 * rgb - 1, opponents], 1)
+
+
+def draw_panoptic(outputs: PanopticOutputs, size: int, num_classes: int) -> Tensor:
+    """(N, num_classes + 2, size, size): one-hot category (0 background, k + 1 class k), then
+    instance boundaries; maps of another size are resampled by nearest neighbour."""
+    maps = outputs.maps.long()
+    side = maps.shape[1]
+    if side != size:
+        pick = torch.arange(size, device=maps.device) * side // size
+        maps = maps[:, pick][:, :, pick]
+    category = maps[..., 0].clamp(0, num_classes)
+    one_hot = F.one_hot(category, num_classes + 1).permute(0, 3, 1, 2).float()
+    segment = category * (maps[..., 1].max() + 1) + maps[..., 1]  # (N, S, S) segment key
+    edge = torch.zeros_like(segment, dtype=torch.bool)
+    edge[:, :, :-1] |= segment[:, :, 1:] != segment[:, :, :-1]
+    edge[:, :-1, :] |= segment[:, 1:, :] != segment[:, :-1, :]
+    return torch.cat([one_hot, edge[:, None].float()], 1)
+
+
 @dataclass(frozen=True)
 class OutputEncoder:
     """A task's output drawn as extra image channels."""
@@ -155,6 +137,9 @@ class OutputEncoder:
 OUTPUT_ENCODERS: dict[str, OutputEncoder] = {
     "detection": OutputEncoder(channels=lambda num_classes: 2 * num_classes,
                                encode=rasterise_boxes),
+    "colorization": OutputEncoder(channels=lambda num_classes: 5, encode=draw_colorization),
+    "panoptic": OutputEncoder(channels=lambda num_classes: num_classes + 2,
+                              encode=draw_panoptic),
 }
 
 
@@ -163,3 +148,9 @@ def output_encoder(task: str) -> OutputEncoder:
     if task not in OUTPUT_ENCODERS:
         raise ValueError(f"no output encoder for task {task!r} (known: {sorted(OUTPUT_ENCODERS)})")
     return OUTPUT_ENCODERS[task]
+
+
+def image_channels(task: str) -> int:
+    """Channels of the image the task's policy sees, which the reward model sees too: the
+    greyscale input for colorization (its colours are the output), RGB otherwise."""
+    return 1 if task == "colorization" else 3

@@ -8,13 +8,18 @@ the network always sees the boxes on the pixels they claim. Two readouts of that
   per-box credit, and data-efficient: a box sits at the same place in every window, so fitting a
   box to its object is learnt once for all positions. Other boxes show in the window too, so a
   duplicate (coverage 2) can cost.
-- `image` (for outputs that are not boxes): a conv net over the whole stacked input, one score
-  per location, averaged. The first convolution is split into an image part and an output part
-  (a convolution over stacked channels is the sum of convolutions over each group), so an
+- `image` (detection, colorization, panoptic): a conv net over the whole stacked input, one
+  score per location, averaged. The first convolution is split into an image part and an output
+  part (a convolution over stacked channels is the sum of convolutions over each group), so an
   image's part is computed once and shared by the N outputs sampled for it.
-- `policy` (detection, from a pretrained policy): the policy's own network teacher-forces the
-  output, a per-box score is read from the decoder; see `policy_readout.py`. The model file
-  carries the policy's configs, so it loads alone.
+- `tokens` (captioning): the image's conv features (the `image` readout's network without the
+  output part) as a grid of tokens with learnt positions, the caption's words embedded with
+  learnt positions after them, a small transformer over both (each word attends to the image
+  and the other words: "a red circle left of a star" is judged against what is where), and a
+  head on the mean state of the caption's tokens (its words and EOS).
+- `policy` (every task, from a pretrained policy): the policy's own network reads the output
+  (teacher-forced for Pix2seq, its patch features for the grid models), a score is read from
+  it; see `policy_readout.py`. The model file carries the policy's configs, so it loads alone.
 
 The scalar is in Bradley-Terry units: a difference of 1 between two outputs of one image means
 odds of e : 1 that the first is preferred. For 1-5 ratings the model also holds ordered cut
@@ -31,12 +36,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainer.configs import RATING_LEVELS, RewardModelConfig, from_dict, to_dict
-from trainer.reward_model.encoders import BoxOutputs, box_windows, output_encoder
+from trainer.reward_model.encoders import box_windows, image_channels, output_encoder
+from trainer.reward_model.outputs import BoxOutputs, CaptionOutputs, Outputs
 from trainer.reward_model.policy_readout import (
-    PolicyReadout,
+    make_policy_readout,
     policy_description,
     policy_from_description,
 )
+from trainer.tasks.captioning import EOS, PAD, WORD_OFFSET, caption_vocabulary
 from trainer.tasks.detection import prefix_rows
 from trainer.train.checkpoint import Checkpoint, CheckpointError, read_payload, write_payload
 
@@ -75,28 +82,30 @@ def _conv_net(cin: int, width: int, stages: int, stem: nn.Module) -> nn.Sequenti
 
 class RewardModel(nn.Module):
     """Scores (image, output) pairs; see the module docstring. The `policy` readout starts
-    from `policy`, a detection checkpoint (its weights are copied; the model keeps the
-    checkpoint's configs for `save_reward_model`)."""
+    from `policy`, a checkpoint of the task's policy (its weights are copied; the model keeps
+    the checkpoint's configs for `save_reward_model`)."""
 
     def __init__(self, config: RewardModelConfig, policy: Checkpoint | None = None) -> None:
         super().__init__()
         self.config = config
-        self.encoder = output_encoder(config.task)
         width, classes = config.width, config.num_classes
-        channels = self.encoder.channels(classes)
         top = width * 2 ** (config.stages - 1)
         self.policy = None
         if config.readout == "policy":
             if policy is None:
-                raise ValueError("readout 'policy' starts from a detection policy's checkpoint; "
-                                 "none was given")
+                raise ValueError(f"readout 'policy' starts from a {config.task} policy's "
+                                 "checkpoint; none was given")
+            if policy.task_name != config.task:
+                raise ValueError(f"the reward model scores {config.task}; the policy's task is "
+                                 f"{policy.task_name}")
             self.policy = policy_description(policy)
-            self.policy_readout = PolicyReadout(policy, config.trainable_blocks, classes,
-                                                config.belief_init)
+            self.policy_readout = make_policy_readout(policy, config)
             if self.policy_readout.image_size != config.image_size:
                 raise ValueError(f"image_size must be the policy's "
                                  f"({self.policy_readout.image_size}), got {config.image_size}")
         elif config.readout == "boxes":
+            self.encoder = output_encoder(config.task)
+            channels = self.encoder.channels(classes)
             stem = nn.Conv2d(3 + channels, width, 3, padding=1)
             self.window_net = _conv_net(3 + channels, width, config.stages, stem)
             self.box_head = nn.Sequential(nn.Linear(top + classes, top), nn.GELU(),
@@ -104,12 +113,29 @@ class RewardModel(nn.Module):
         else:
             # Stride 4 keeps the convolutions cheap; anti-aliased drawing keeps sub-pixel box
             # positions in the values the 8x8 kernels read.
-            self.image_stem = nn.Conv2d(3, width, 8, stride=4, padding=2)
-            self.output_stem = nn.Conv2d(channels, width, 8, stride=4, padding=2, bias=False)
+            self.image_stem = nn.Conv2d(image_channels(config.task), width, 8, stride=4,
+                                        padding=2)
             self.image_net = _conv_net(width, width, config.stages, nn.Identity())
+        if config.readout == "image":
+            self.encoder = output_encoder(config.task)
+            self.output_stem = nn.Conv2d(self.encoder.channels(classes), width, 8, stride=4,
+                                         padding=2, bias=False)
             # A score per location, averaged: the reward adds up local evidence.
             self.location_head = nn.Sequential(nn.Conv2d(top, top, 1), nn.GELU(),
                                                nn.Conv2d(top, 1, 1))
+        elif config.readout == "tokens":
+            side = config.image_size // (4 * 2 ** (config.stages - 1))
+            self.image_pos = nn.Parameter(torch.randn(1, side * side, top) * 0.02)
+            vocab = WORD_OFFSET + len(caption_vocabulary(config.max_count))
+            self.word_embed = nn.Embedding(vocab, top, padding_idx=PAD)
+            self.word_pos = nn.Parameter(torch.randn(1, config.max_words + 1, top) * 0.02)
+            layer = nn.TransformerEncoderLayer(top, max(1, top // 16), 2 * top, dropout=0.0,
+                                               activation="gelu", batch_first=True,
+                                               norm_first=True)
+            self.text = nn.TransformerEncoder(layer, config.text_layers,
+                                              enable_nested_tensor=False)
+            self.caption_head = nn.Sequential(nn.LayerNorm(top), nn.Linear(top, top), nn.GELU(),
+                                              nn.Linear(top, 1))
         # Ordinal ratings: first cut point and positive gaps to the next ones (kept ordered).
         self.cut_first = nn.Parameter(torch.tensor(-1.5))
         self.cut_gaps = nn.Parameter(torch.zeros(RATING_LEVELS - 2))
@@ -124,17 +150,21 @@ class RewardModel(nn.Module):
         return torch.cat([self.cut_first[None], self.cut_first + gaps.cumsum(0)])
 
     def _images(self, images: Tensor) -> Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        channels = image_channels(self.config.task)
+        if images.ndim != 4 or images.shape[1] != channels:
+            raise ValueError(f"images must have shape (B, {channels}, H, W), got "
+                             f"{tuple(images.shape)}")
         size = self.config.image_size
         if images.shape[-2:] != (size, size):
             images = F.interpolate(images.float(), size=(size, size), mode="bilinear",
                                    antialias=True, align_corners=False)
         return images.float()
 
-    def forward(self, images: Tensor, outputs: Any, image_index: Tensor | None = None) -> Tensor:
-        """(N,) scores of N outputs; `images` are normalised model inputs (I, 3, H, W), one per
-        output, or shared: output n belongs to image `image_index[n]`."""
+    def forward(self, images: Tensor, outputs: Outputs,
+                image_index: Tensor | None = None) -> Tensor:
+        """(N,) scores of N outputs (the task's container, `outputs.py`); `images` are the
+        policy's normalised inputs (I, C, H, W), one per output, or shared: output n belongs
+        to image `image_index[n]`."""
         config = self.config
         images = self._images(images)
         rows = image_index if image_index is not None else torch.arange(len(images),
@@ -143,6 +173,8 @@ class RewardModel(nn.Module):
             raise ValueError(f"{len(outputs)} outputs for {len(rows)} images")
         if config.readout == "policy":
             return self.policy_readout(images, outputs, rows)
+        if config.readout == "tokens":
+            return self._caption_scores(images, outputs, rows)
         drawn = self.encoder.encode(outputs, config.image_size, config.num_classes)
         if config.readout == "image":
             features = self.image_stem(images)[rows] + self.output_stem(drawn)
@@ -162,6 +194,28 @@ class RewardModel(nn.Module):
         per_box = features.new_zeros(valid.numel())
         per_box[chosen] = self.box_head(torch.cat([features, one_hot], 1))[:, 0]
         return per_box.view(valid.shape).sum(1)
+
+    def _caption_scores(self, images: Tensor, outputs: CaptionOutputs, rows: Tensor) -> Tensor:
+        """The 'tokens' readout (see the module docstring)."""
+        features = self.image_net(self.image_stem(images))  # (I, d, h, w)
+        image_tokens = features.flatten(2).transpose(1, 2) + self.image_pos  # (I, h*w, d)
+        tokens = outputs.tokens[:, : self.word_pos.shape[1]]
+        words = self.word_embed(tokens) + self.word_pos[:, : tokens.shape[1]]
+        # The caption's tokens are its words and the first EOS; padding after it is left out.
+        eos_before = (tokens == EOS).long().cumsum(1) - (tokens == EOS).long()
+        caption = (eos_before == 0) & (tokens != PAD)
+        padding = torch.cat([caption.new_zeros(len(tokens), image_tokens.shape[1]), ~caption], 1)
+        states = self.text(torch.cat([image_tokens[rows], words], 1),
+                           src_key_padding_mask=padding)[:, image_tokens.shape[1] :]
+        weights = caption.float() / caption.sum(1, keepdim=True).clamp_min(1)
+        return self.caption_head((weights[..., None] * states).sum(1))[:, 0]
+
+    @torch.no_grad()
+    def score_outputs(self, images: Tensor, outputs: Outputs, *, chunk: int = 512) -> Tensor:
+        """(B,) scores of B outputs of any task, without gradients, in eval mode; `images`
+        (B, C, H, W) one per output, or (B / n, ...) shared by n consecutive outputs each
+        (image-major, as the REINFORCE loop samples them)."""
+        return self._in_chunks(self, images, outputs, chunk)
 
     @torch.no_grad()
     def score(
@@ -201,7 +255,7 @@ class RewardModel(nn.Module):
         before_j = F.pad(pred_valid.long().cumsum(1), (1, 0))  # (B, K+1) valid boxes in prefix j
         return sums.gather(1, before_j)
 
-    def _in_chunks(self, fn, images: Tensor, outputs: BoxOutputs, chunk: int = 512) -> Tensor:
+    def _in_chunks(self, fn, images: Tensor, outputs: Outputs, chunk: int = 512) -> Tensor:
         """`fn(images, outputs, image_index)` over chunks of the outputs, in eval mode;
         `images` one per output or shared by equal runs of consecutive outputs."""
         rows = len(outputs)
@@ -220,7 +274,7 @@ class RewardModel(nn.Module):
                 first = int(used[0])
                 parts.append(fn(images[first : int(used[-1]) + 1], outputs.select(part),
                                 used - first))
-            return torch.cat(parts) if parts else outputs.boxes.new_zeros(0)
+            return torch.cat(parts) if parts else images.new_zeros(0)
         finally:
             self.train(was_training)
 

@@ -3,8 +3,13 @@
 - `learned_detection_reward(model)` is a function with the metric's argument list
   (`pred_*`, `gt_*`) plus the images the model must see, returning `LearnedRewardOutput`, which
   has the metric output's fields (`reward`, `pred_iou`, `matched`).
-- `LearnedRewardTask(task, model)` wraps a DetectionTask for the REINFORCE step
-  (`trainer.train.reinforce.reinforce_step`), which calls `task.reward(tokens, batch, n)`.
+- `LearnedRewardTask(task, model)` wraps a task of any of the four kinds for the REINFORCE step
+  (`trainer.train.reinforce.reinforce_step`), which calls `task.reward(tokens, batch, n)`: the
+  samples are decoded as the reward model reads them (`tasks.py`) and scored by it. The task's
+  own verdict against ground truth stays beside the learned reward (`LearnedScores.metric`),
+  so its figures (CIDEr-D, colourfulness and PSNR, segments, PQ) are logged, and the metric
+  itself as `metric_reward` and `gold_<metric>` (`TaskJudging.gold_name`): the reward model
+  never sees it, the logs show whether it follows.
 
 The reward is the model's score (times `scale`); ground truth never enters it. Scores are
 Bradley-Terry utilities: against annotators who prefer with `sigmoid((gold_a - gold_b) / noise)`
@@ -27,12 +32,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from trainer.data.detection import DetectionExample, collate
 from trainer.reward_model.model import RewardModel
+from trainer.reward_model.tasks import judging
 from trainer.rewards.detection import detection_reward
 from trainer.tasks.detection import ScoredSamples, credit_from_prefixes
 
@@ -98,6 +105,7 @@ class LearnedScoredSamples(ScoredSamples):
 
     metric_reward: Tensor  # (N,) detection reward against ground truth
     has_gt: Tensor  # (N,) bool
+    gold_name = judging("detection").gold_name
 
     def select(self, rows: Tensor) -> LearnedScoredSamples:
         return LearnedScoredSamples(self.reward[rows], self.pred_iou[rows],
@@ -115,6 +123,7 @@ class LearnedScoredSamples(ScoredSamples):
         figures = super().metrics()
         if self.has_gt.any():
             figures["metric_reward"] = self.metric_reward[self.has_gt].mean().item()
+            figures[f"gold_{self.gold_name}"] = figures["metric_reward"]
             # A box can only hit on an image with ground truth: count it among those.
             figures["hit_rate"] = ScoredSamples.metrics(self.with_gt_only())["hit_rate"]
         else:
@@ -122,30 +131,62 @@ class LearnedScoredSamples(ScoredSamples):
         return figures
 
 
+@dataclass(frozen=True)
+class LearnedScores:
+    """Samples of a whole-output task (captioning, colorization, panoptic) scored by a reward
+    model, with the task's own verdict against ground truth beside it for the logs."""
+
+    reward: Tensor  # (N,) reward model score times the scale
+    metric: Any  # the task's scored samples (ScoredCaptions, ScoredColors, ScoredPanoptic)
+    gold_name: str
+
+    def select(self, rows: Tensor) -> LearnedScores:
+        return LearnedScores(self.reward[rows], self.metric.select(rows), self.gold_name)
+
+    def metrics(self) -> dict[str, float]:
+        metric_reward = self.metric.reward.float().mean().item()
+        return {**self.metric.metrics(), "metric_reward": metric_reward,
+                f"gold_{self.gold_name}": metric_reward}
+
+
 class LearnedRewardTask:
-    """A DetectionTask whose `reward` comes from a reward model; all else is the task's own."""
+    """A task whose `reward` comes from a reward model; all else is the task's own. The reward
+    model's task must be the wrapped task's."""
 
     def __init__(self, task, model: RewardModel, *, scale: float = 1.0) -> None:
         self.task = task
         self.scale = scale
         self.model = model.eval().requires_grad_(False)
-        self._reward = learned_detection_reward(
-            self.model, scale=scale, class_weights=task.class_weights,
-            duplicate_penalty=task.config.duplicate_penalty,
-        )
+        self.judging = judging(model.config.task)
+        self.detection = model.config.task == "detection"
+        if self.detection:
+            self._reward = learned_detection_reward(
+                self.model, scale=scale, class_weights=task.class_weights,
+                duplicate_penalty=task.config.duplicate_penalty,
+            )
 
     def __getattr__(self, name: str):
-        # spec, codec, config, targets, aux_loss ...: everything but the reward is the task's.
+        # spec, codec, config, targets, collate ...: everything but the reward is the task's.
         if name == "task":  # not set yet (copy, unpickling): no endless lookup
             raise AttributeError(name)
         return getattr(self.task, name)
 
-    def aux_loss(self, logits: Tensor, scored: LearnedScoredSamples) -> Tensor:
-        """The task's confidence loss on the boxes of outputs whose image has ground truth."""
-        return self.task.aux_loss(logits, scored.with_gt_only())
+    def aux_loss(self, logits: Tensor, scored: LearnedScoredSamples | LearnedScores) -> Tensor:
+        """Detection: the task's confidence loss on the boxes of outputs whose image has ground
+        truth; the other tasks: theirs (none)."""
+        if self.detection:
+            return self.task.aux_loss(logits, scored.with_gt_only())
+        return self.task.aux_loss(logits, scored.metric)
 
-    def reward(self, tokens: Tensor, batch, n: int) -> LearnedScoredSamples:
-        """Score n samples per image (image-major rows), as `DetectionTask.reward` does."""
+    def reward(self, tokens: Tensor, batch, n: int) -> LearnedScoredSamples | LearnedScores:
+        """Score n samples per image (image-major rows), as the task's `reward` does."""
+        if not self.detection:
+            metric = self.task.reward(tokens, batch, n)
+            outputs = self.judging.outputs(self.task.codec, tokens, batch, n)
+            device = self.model.device
+            learned = self.model.score_outputs(batch.images.to(device), outputs.to(device))
+            return LearnedScores((self.scale * learned).to(metric.reward.device), metric,
+                                 self.judging.gold_name)
         decoded = self.task.codec.decode(tokens)
         with torch.no_grad():
             out = self._reward(
@@ -156,8 +197,16 @@ class LearnedRewardTask:
         return LearnedScoredSamples(out.reward, out.pred_iou, decoded, out.metric_reward,
                                     out.has_gt)
 
-    def rewards_to_go(self, tokens: Tensor, batch, n: int,
-                      scored: LearnedScoredSamples) -> Tensor:
+    @property
+    def rewards_to_go(self):
+        """Detection's reward-to-go (`_rewards_to_go`); the whole-output tasks have none, so
+        `hasattr(task, "rewards_to_go")` answers as for the task itself."""
+        if not self.detection:
+            raise AttributeError("rewards_to_go")
+        return self._rewards_to_go
+
+    def _rewards_to_go(self, tokens: Tensor, batch, n: int,
+                       scored: LearnedScoredSamples) -> Tensor:
         """(N, L) each token's reward-to-go as `DetectionTask.rewards_to_go`, with the boxes
         before the token's box scored by the reward model (ground truth never enters it)."""
         decoded, device = scored.decoded, self.model.device

@@ -29,7 +29,6 @@ from trainer.reward_model.data import (
     RatingDataset,
     split_by_image,
 )
-from trainer.reward_model.encoders import BoxOutputs
 from trainer.reward_model.losses import (
     bradley_terry_loss,
     ordinal_nll,
@@ -37,7 +36,8 @@ from trainer.reward_model.losses import (
     ranking_pairs_loss,
 )
 from trainer.reward_model.model import RewardModel
-from trainer.reward_model.simulate import DEFAULT_TIE_EPS
+from trainer.reward_model.outputs import Outputs
+from trainer.reward_model.tasks import judging
 from trainer.train.checkpoint import Checkpoint
 from trainer.train.mle import make_optimizer, warmup_cosine
 
@@ -51,8 +51,8 @@ class TrainedRewardModel:
     sizes: dict[str, int] = field(default_factory=dict)  # train / held-out rows of each kind
 
 
-def augment(images: Tensor, outputs: BoxOutputs, per_image: int, ops: Tensor):
-    """Images (B, 3, S, S) and their `per_image` outputs each, transformed together by `ops`
+def augment(images: Tensor, outputs: Outputs, per_image: int, ops: Tensor):
+    """Images (B, C, S, S) and their `per_image` outputs each, transformed together by `ops`
     (B, 3) bool: transpose, mirror left-right, mirror top-bottom (the 8 symmetries of the
     square; a scene's labels do not change under them)."""
     transpose, flip_x, flip_y = (ops[:, i, None, None, None] for i in range(3))
@@ -63,11 +63,17 @@ def augment(images: Tensor, outputs: BoxOutputs, per_image: int, ops: Tensor):
     return images, outputs.transform(rows[:, 1], rows[:, 2], rows[:, 0])
 
 
+def can_augment(outputs: Outputs) -> bool:
+    """Whether the outputs move with their image (captions do not: "left of" stays left)."""
+    return hasattr(outputs, "transform")
+
+
 def _scores(
-    model: RewardModel, images: Tensor, outputs: BoxOutputs, per_image: int, ops: Tensor | None
+    model: RewardModel, images: Tensor, outputs: Outputs, per_image: int, ops: Tensor | None
 ) -> Tensor:
-    """Scores of `per_image` consecutive outputs on each image, augmented by `ops` if given."""
-    if ops is not None:
+    """Scores of `per_image` consecutive outputs on each image, augmented by `ops` if given
+    (and the outputs can be)."""
+    if ops is not None and can_augment(outputs):
         images, outputs = augment(images, outputs, per_image, ops)
     index = torch.arange(len(images), device=images.device).repeat_interleave(per_image)
     return model(images, outputs, index)
@@ -85,7 +91,7 @@ def feedback_loss(
     images = dataset.images[dataset.image_index[rows]].to(device)
     if isinstance(dataset, PreferenceDataset):
         # a and b of pair i are outputs 2i and 2i + 1 of image i.
-        both = BoxOutputs.cat([dataset.a.select(rows), dataset.b.select(rows)])
+        both = type(dataset.a).cat([dataset.a.select(rows), dataset.b.select(rows)])
         interleave = torch.arange(2 * len(rows)).view(2, -1).T.flatten()
         scores = _scores(model, images, both.select(interleave).to(device), 2, ops)
         return bradley_terry_loss(scores[0::2], scores[1::2], dataset.label[rows].to(device))
@@ -126,13 +132,15 @@ def reward_model_step(
 
 @torch.no_grad()
 def pairwise_accuracy(
-    model: RewardModel, dataset: FeedbackDataset, tie_eps: float = DEFAULT_TIE_EPS
+    model: RewardModel, dataset: FeedbackDataset, tie_eps: float | None = None
 ) -> dict[str, float]:
     """Agreement of the model's order with the pairs `dataset` implies (see module doc).
 
     `pair_acc` against the feedback's labels; `gold_acc` against the hidden gold order on pairs
-    whose gold scores differ by more than `tie_eps` (simulated feedback only); `pairs` counted.
+    whose gold scores differ by more than `tie_eps` (simulated feedback only; None: the task's
+    tie threshold, `simulate.TIE_EPS`); `pairs` counted.
     """
+    tie_eps = judging(model.config.task).tie_eps if tie_eps is None else tie_eps
     pairs = dataset.as_pairs()
     if len(pairs) == 0:
         return {"pairs": 0}
@@ -157,7 +165,7 @@ def _agreement(agree_a: Tensor, a_better: Tensor, counted: Tensor) -> float:
 
 
 def _score_all(
-    model: RewardModel, images: Tensor, outputs: BoxOutputs, index: Tensor, chunk: int = 512
+    model: RewardModel, images: Tensor, outputs: Outputs, index: Tensor, chunk: int = 512
 ) -> Tensor:
     model.eval()
     scores = [
@@ -198,7 +206,7 @@ def train_reward_model(
 
     Every dataset is split by image into train and held-out (`config.heldout_fraction`).
     `on_step(step, metrics)` is called after every step (logging, progress, cancellation).
-    `policy`: the detection checkpoint that readout 'policy' starts from.
+    `policy`: the checkpoint of the task's policy that readout 'policy' starts from.
     """
     given = {"pairs": preferences, "rankings": rankings, "ratings": ratings}
     given = {kind: data for kind, data in given.items() if data is not None and len(data)}

@@ -180,8 +180,9 @@ def tune(
     start = pretrained.step if resumed else 0
     position = pretrained.run_config.get("stream_position", 0) if resumed else 0
     stream = TrainStream(data, "train", seed=config.seed, start=position)
-    if reward_model is not None and pretrained.task_name != "detection":
-        raise ValueError(f"the learned reward scores detections, not {pretrained.task_name}")
+    if reward_model is not None and reward_model.config.task != pretrained.task_name:
+        raise ValueError(f"the reward model scores {reward_model.config.task} outputs, not "
+                         f"{pretrained.task_name}")
     if config.fill and pretrained.task_name != "detection":
         raise ValueError(f"fill=true fills a sequence with detection boxes; a "
                          f"{pretrained.task_name} model writes one output per sequence")
