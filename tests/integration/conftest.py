@@ -6,8 +6,9 @@ database's name) and the test's MEDIA_ROOT. The tests need PostgreSQL (two proce
 database; SQLite's test database lives in the test process's memory) and a Redis that answers;
 without either they are skipped with the reason.
 
-`start_worker()` returns a `Worker` whose `kill()` is kill -9 of its process group; every
-worker a test started is stopped when the test ends, before the test database is flushed.
+`start_worker()` returns a `Worker` of queue `gpu` (`start_worker(queues="default,gpu")` takes
+the CPU jobs too, as `make run`'s worker does) whose `kill()` is kill -9 of its process group;
+every worker a test started is stopped when the test ends, before the test database is flushed.
 The platform tests' user and client fixtures live in tests/platform/conftest.py, out of reach
 from here: `project_admin` and `admin_api` are their equivalents.
 """
@@ -59,9 +60,10 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def start_worker(live_services, transactional_db, tmp_path) -> Iterator[Callable[[], Worker]]:
+def start_worker(live_services, transactional_db, tmp_path) -> Iterator[Callable[..., Worker]]:
     with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("gpu")  # messages left by earlier sessions
+        for queue in ("default", "gpu"):  # messages left by earlier sessions
+            conn.default_channel.queue_purge(queue)
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -74,10 +76,10 @@ def start_worker(live_services, transactional_db, tmp_path) -> Iterator[Callable
     }
     workers: list[Worker] = []
 
-    def start() -> Worker:
+    def start(queues: str = "gpu") -> Worker:
         log = tmp_path / f"worker-{len(workers)}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
              "--pool", "solo", "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip",
              "--without-mingle", "--loglevel", "INFO"],
             cwd=REPO / "platform", env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
