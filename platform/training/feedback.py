@@ -187,17 +187,17 @@ def panoptic_map(output: dict, positions: dict[int, int]) -> np.ndarray:
     return np.stack([category, instance], axis=-1)
 
 
-def resized_map(panoptic: np.ndarray, image_size: int) -> np.ndarray:
-    """(S, S, 2): each cell the value of the pixel nearest its centre."""
-    height, width = panoptic.shape[:2]
-    rows = ((np.arange(image_size) + 0.5) * height / image_size).astype(np.int64)
-    cols = ((np.arange(image_size) + 0.5) * width / image_size).astype(np.int64)
+def resized_map(panoptic: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(height, width, 2): each cell the value of the pixel nearest its centre."""
+    rows = ((np.arange(height) + 0.5) * panoptic.shape[0] / height).astype(np.int64)
+    cols = ((np.arange(width) + 0.5) * panoptic.shape[1] / width).astype(np.int64)
     return panoptic[rows][:, cols]
 
 
 def panoptic_outputs(candidates: list[Candidate], positions: dict[int, int], image_size: int
                      ) -> PanopticOutputs:
-    maps = [resized_map(panoptic_map(c.output, positions), image_size) for c in candidates]
+    maps = [resized_map(panoptic_map(c.output, positions), image_size, image_size)
+            for c in candidates]
     return PanopticOutputs(torch.from_numpy(np.stack(maps)))
 
 

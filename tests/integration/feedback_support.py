@@ -7,8 +7,7 @@ Quality 0 is the best candidate, each step a worse one, by the task's gold score
 - captioning: a reference caption; then it with its colours swapped for others; then a caption
   that names no shape or colour;
 - colorization: the true colours, then less and less of them (towards the greyscale);
-- panoptic: the true map; then with its objects' classes shifted to others; then all
-  background.
+- panoptic: the true map; then it moved a pixel right; then all background.
 """
 
 import io
@@ -39,7 +38,6 @@ from trainer.data.coco_panoptic import (
     scene_panoptic,
 )
 from trainer.data.shapes import (
-    CLASS_NAMES,
     COLOR_NAMES,
     ShapesConfig,
     generate_scene,
@@ -99,8 +97,7 @@ def _panoptic(panoptic: np.ndarray, stem: str) -> dict:
 def _spoilt_panoptic(scene, quality: int, stem: str) -> dict:
     panoptic = scene_panoptic(scene).copy()  # positions: 0 background, k + 1 class k
     if quality == 1:
-        things = panoptic[..., 0] > 0
-        panoptic[..., 0][things] = (panoptic[..., 0][things] % len(CLASS_NAMES)) + 1
+        panoptic = np.roll(panoptic, 1, axis=1)
     elif quality == 2:
         panoptic[...] = 0
     return _panoptic(panoptic, stem)
