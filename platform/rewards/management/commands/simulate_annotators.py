@@ -5,8 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from common.errors import ApplicationError
 from projects.models import Project
-from trainer.reward_model.simulate import DEFAULT_NOISES
-from training.simulated import answer_queue, simulated_annotators
+from training.simulated import DEFAULT_NOISES, answer_queue, simulated_annotators
 
 _DEFAULTS = ", ".join(f"{task} {noise:g}" for task, noise in DEFAULT_NOISES.items())
 
