@@ -214,7 +214,8 @@ def test_a_panoptic_model_needs_the_projects_categories_to_name_its_classes(
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"data": {"source": "project"}}, "data.source"),
-    ({"reward": "learned"}, "reward"),
+    # A learned reward is any task's; it needs the project's trained reward model.
+    ({"reward": "learned"}, "reward_model"),
 ])
 def test_what_only_detection_tunes_on_is_refused_for_the_other_tasks(
         tasked, admin_api, sent, body, field):
