@@ -13,6 +13,7 @@ A reference is the file's URL (`UrlRefs`, the plain export) or its path inside t
 file is null there.
 """
 
+import json
 from pathlib import PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote
@@ -27,6 +28,21 @@ FILE_KEYS = {
     VisionTask.COLORIZATION: (("image_url", "image"),),
     VisionTask.PANOPTIC: (("png_url", "png"), ("overlay_url", "overlay")),
 }
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class Output(dict):
+    """An output in its export form, with its JSON text made once: one candidate's output is
+    in every row that shows it, and encoding it per row would cost more than the rest of the
+    row."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, form: dict) -> None:
+        super().__init__(form)
+        self.json = _encode(form)
 
 
 class MediaRefs(Protocol):
@@ -97,7 +113,10 @@ class OutputForms:
         self.classes = {c["id"]: c["name"] for c in project.categories
                         if isinstance(c, dict) and "id" in c and "name" in c}
 
-    def of(self, candidate_id: int, output: dict) -> dict:
+    def of(self, candidate_id: int, output: dict) -> Output:
+        return Output(self._form(candidate_id, output))
+
+    def _form(self, candidate_id: int, output: dict) -> dict:
         if self.task == VisionTask.DETECTION:
             objects = [obj for obj in output.get("objects", []) if isinstance(obj, dict)]
             return {
