@@ -30,7 +30,7 @@ def _agreement(project: Project) -> str:
     own = answer_model(project.rating_mode).objects.own().filter(task__project=project)
     if own.count() > AGREEMENT_MAX_ANSWERS:
         return (f"not computed for over {AGREEMENT_MAX_ANSWERS:,} answers; see the project's "
-                "quality page (`GET /api/projects/{id}/quality/`)")
+                f"quality page (`GET /api/projects/{project.pk}/quality/`)")
     quality = project_quality(project=project)
     if quality.agreement is None:
         return f"undefined ({quality.metric}: no task has two answers of its own annotators)"
@@ -73,8 +73,9 @@ def dataset_card(*, project: Project, filters: ExportFilters, summary: ExportSum
         f"- Answers from {span}",
         "- Filters: " + (", ".join(f"{k}={v}" for k, v in described.items()) or "none"),
         f"- Licence: {project.licence or 'not set by the project'}",
-        f"- Files: {files:,} images" + (f"; {missing:,} the rows name were missing from "
-                                        "storage and are not included" if missing else ""),
+        f"- Files: {files:,} images and output images" + (
+            f"; {missing:,} the rows name were missing from storage and are not included"
+            if missing else ""),
         "",
         "## Load",
         "",
