@@ -1,7 +1,9 @@
-"""The export endpoint: `GET /api/projects/{id}/export/?format=json|jsonl|csv&...`.
+"""The export endpoint: `GET /api/projects/{id}/export/?format=json|jsonl|csv|dataset&...`.
 
 Project admins only. `json` answers one page (`page`, `page_size`); `jsonl` and `csv` stream the
-whole selection with constant memory.
+whole selection with constant memory, and so does `dataset`, a .zip of the rows with their
+outputs, images and a dataset card (`exports.archive`). `include=outputs` puts each shown
+candidate's output and the item's image into the rows of the other formats.
 """
 
 from datetime import UTC, datetime, time
@@ -21,13 +23,16 @@ from rest_framework.views import APIView
 
 from common.integers import BIGINT_MAX
 from common.permissions import ADMINS, project_for
+from exports.archive import dataset_archive_chunks
+from exports.outputs import OutputForms, UrlRefs
 from exports.selectors import (
+    EXPORT_FIELDS,
     ExportFilters,
     answer_count,
     answers_for_export,
     project_annotator,
 )
-from exports.writers import csv_chunks, jsonl_chunks, rows_as_dicts
+from exports.writers import WITH_OUTPUTS, csv_chunks, jsonl_chunks, rows_as_dicts
 from projects.models import ModelVersion, Project
 
 MAX_PAGE_SIZE = 1000
@@ -63,7 +68,12 @@ class MomentField(serializers.Field):
 
 
 class ExportQuerySerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=["json", "jsonl", "csv"], default="json")
+    format = serializers.ChoiceField(choices=["json", "jsonl", "csv", "dataset"], default="json")
+    include = serializers.ChoiceField(
+        choices=["outputs"], required=False,
+        help_text="outputs: each shown candidate's output and the item's image in every row "
+                  "(a dataset archive always has them).",
+    )
     model_version = serializers.CharField(required=False, help_text="A model version's name.")
     annotator = serializers.CharField(required=False, help_text="An annotator's username.")
     since = MomentField(required=False, help_text="Answers created at or after this moment.")
@@ -113,27 +123,33 @@ class ExportApi(APIView):
             model_version=params.get("model_version"), annotator=params.get("annotator"),
             since=params.get("since"), until=params.get("until"),
         )
+        outputs = OutputForms(project, UrlRefs()) if params.get("include") else None
+        fields = WITH_OUTPUTS if outputs else EXPORT_FIELDS
         if params["format"] == "json":
-            return self._page(request, project, filters, params)
-        write, content_type = _STREAMS[params["format"]]
-        response = StreamingHttpResponse(
-            write(answers_for_export(project=project, filters=filters)),
-            content_type=content_type,
-        )
-        response["Content-Disposition"] = (
-            f'attachment; filename="project-{project.pk}-answers.{params["format"]}"'
-        )
+            return self._page(request, project, filters, params, outputs, fields)
+        if params["format"] == "dataset":
+            chunks = dataset_archive_chunks(project=project, filters=filters)
+            content_type, name = "application/zip", "dataset.zip"
+        else:
+            write, content_type = _STREAMS[params["format"]]
+            chunks = write(answers_for_export(project=project, filters=filters,
+                                              outputs=outputs), fields)
+            name = f"answers.{params['format']}"
+        response = StreamingHttpResponse(chunks, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}-{name}"'
         return response
 
     def _page(
-        self, request: Request, project: Project, filters: ExportFilters, params: dict
+        self, request: Request, project: Project, filters: ExportFilters, params: dict,
+        outputs: OutputForms | None, fields: tuple[str, ...],
     ) -> Response:
         size = params.get("page_size") or settings.REST_FRAMEWORK["PAGE_SIZE"]
         page = params["page"]
         count = answer_count(project=project, filters=filters)
         rows = rows_as_dicts(answers_for_export(
-            project=project, filters=filters, offset=(page - 1) * size, limit=size
-        ))
+            project=project, filters=filters, offset=(page - 1) * size, limit=size,
+            outputs=outputs,
+        ), fields)
         url = request.build_absolute_uri()
         previous = None
         if page > 1:

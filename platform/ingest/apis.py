@@ -4,8 +4,9 @@ Fields (all optional, at least one): `images` (a .zip, or image files), `instanc
 and `model_version` (detection: COCO instances and COCO results; captioning: COCO captions as
 `captions` and caption results as `results`), `colorized` (a .zip or images named like the
 items), `panoptic_json` and `panoptic_pngs` (a .zip or PNGs; with `model_version` they are
-outputs, without it ground truth). 201 with counts; 400 with every problem by file name and
-nothing imported.
+outputs, without it ground truth); or, alone, `dataset`: a dataset archive of Tunelab's export
+(`format=dataset`) into a new, empty project. 201 with counts; 400 with every problem by file
+name and nothing imported.
 """
 
 from dataclasses import asdict
@@ -22,8 +23,9 @@ from rest_framework.views import APIView
 
 from common.errors import ApplicationError
 from common.permissions import ADMINS, project_for
+from ingest.dataset_archive import ArchiveFiles
 from ingest.planning import ImportFiles
-from ingest.services import dataset_import
+from ingest.services import dataset_archive_import, dataset_import
 from ingest.sources import MAX_JSON_BYTES, PNG_SUFFIXES, JsonFile, file_set_from_uploads
 
 
@@ -36,6 +38,9 @@ class ImportInputSerializer(serializers.Serializer):
     colorized = serializers.ListField(child=serializers.FileField(), required=False)
     panoptic_json = serializers.FileField(required=False)
     panoptic_pngs = serializers.ListField(child=serializers.FileField(), required=False)
+    dataset = serializers.FileField(
+        required=False, help_text="A dataset archive (.zip of the export's format=dataset), "
+                                  "alone, into a project with no items.")
 
 
 class ImportOutputSerializer(serializers.Serializer):
@@ -44,6 +49,8 @@ class ImportOutputSerializer(serializers.Serializer):
     model_version = serializers.CharField(allow_null=True)
     candidates_created = serializers.IntegerField()
     tasks_created = serializers.IntegerField()
+    answers_imported = serializers.IntegerField(required=False,
+                                                help_text="Dataset archives only.")
 
 
 def _json(field: str, upload: UploadedFile | None) -> JsonFile | None:
@@ -52,6 +59,15 @@ def _json(field: str, upload: UploadedFile | None) -> JsonFile | None:
     if upload.size > MAX_JSON_BYTES:
         raise ApplicationError(f"{upload.name} is over {MAX_JSON_BYTES:,} bytes.", field=field)
     return JsonFile(upload.name, upload.read())
+
+
+def _archive(upload: UploadedFile, others: dict) -> ArchiveFiles:
+    if others:
+        raise ApplicationError(
+            f"A dataset archive is imported alone; drop {', '.join(sorted(others))}.",
+            field="dataset")
+    upload.seek(0)
+    return ArchiveFiles(upload.name, upload)
 
 
 class ImportApi(APIView):
@@ -71,6 +87,11 @@ class ImportApi(APIView):
         form = ImportInputSerializer(data=body)
         form.is_valid(raise_exception=True)
         data = form.validated_data
+        if "dataset" in data:
+            summary = dataset_archive_import(project=project,
+                                             archive=_archive(data.pop("dataset"), data))
+            return Response(ImportOutputSerializer(asdict(summary)).data,
+                            status=status.HTTP_201_CREATED)
         files = ImportFiles(
             images=file_set_from_uploads("images", data["images"]) if "images" in data
             else None,
@@ -84,7 +105,7 @@ class ImportApi(APIView):
                                                 PNG_SUFFIXES)
             if "panoptic_pngs" in data else None,
         )
-        summary = dataset_import(project=project, files=files,
-                                 model_version=data.get("model_version"))
-        return Response(ImportOutputSerializer(asdict(summary)).data,
-                        status=status.HTTP_201_CREATED)
+        summary = asdict(dataset_import(project=project, files=files,
+                                        model_version=data.get("model_version")))
+        del summary["answers_imported"]
+        return Response(ImportOutputSerializer(summary).data, status=status.HTTP_201_CREATED)

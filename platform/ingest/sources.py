@@ -55,7 +55,7 @@ def _skipped(name: str) -> bool:
     ))
 
 
-def _unsafe_name(name: str) -> str | None:
+def unsafe_name(name: str) -> str | None:
     """Why a member name could write outside its folder (zip slip), or None when it is safe."""
     path = PurePosixPath(name)
     if "\x00" in name or "\\" in name:
@@ -65,6 +65,13 @@ def _unsafe_name(name: str) -> str | None:
     if len(name) > 200:
         return "has a name longer than 200 characters"
     return None
+
+
+def plain_member_name(name: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> bool:
+    """Whether a file of this name goes into an archive and comes back out of it as it is:
+    safe, not skipped as a hidden file, and of one of the kinds `suffixes` names."""
+    return (unsafe_name(name) is None and not _skipped(name)
+            and name.lower().endswith(suffixes))
 
 
 class FileSet:
@@ -82,16 +89,20 @@ class FileSet:
     def read(self, name: str) -> bytes:
         raise NotImplementedError
 
+    def max_bytes(self, name: str) -> int:
+        """The largest file of this name the set takes."""
+        return MAX_FILE_BYTES
+
     def _accept(self, name: str, size: int) -> bool:
         """Record the name when it is a file of the expected kind, else a problem."""
-        if (reason := _unsafe_name(name)) is not None:
+        if (reason := unsafe_name(name)) is not None:
             self.problems.append(f"{name}: {reason}.")
         elif not name.lower().endswith(self.suffixes):
             self.problems.append(
                 f"{name}: not an expected file (allowed: {', '.join(self.suffixes)})."
             )
-        elif size > MAX_FILE_BYTES:
-            self.problems.append(f"{name}: {size:,} bytes, over the {MAX_FILE_BYTES:,} limit.")
+        elif size > (limit := self.max_bytes(name)):
+            self.problems.append(f"{name}: {size:,} bytes, over the {limit:,} limit.")
         else:
             self._names.append(name)
             return True
@@ -145,7 +156,7 @@ class ZipFileSet(FileSet):
         strip = len(tops) == 1 and all("/" in info.filename for info in infos)
         for info in infos:
             name = info.filename.split("/", 1)[1] if strip else info.filename
-            if (reason := _unsafe_name(info.filename)) is not None:
+            if (reason := unsafe_name(info.filename)) is not None:
                 self.problems.append(f"{info.filename}: {reason}.")
             elif stat.S_ISLNK(info.external_attr >> 16):
                 self.problems.append(f"{info.filename}: a symbolic link, not a file.")
@@ -165,14 +176,15 @@ class ZipFileSet(FileSet):
         """The member's bytes; ValueError when it does not unpack (a bad CRC, a size its
         header understates, a broken stream, a method zipfile lacks) or unpacks too big."""
         # Read at most the limit, whatever the header claims the size is.
+        limit = self.max_bytes(name)
         try:
             with self._zip.open(self._members[name]) as member:
-                data = member.read(MAX_FILE_BYTES + 1)
+                data = member.read(limit + 1)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
                 RuntimeError) as error:
             raise ValueError(f"cannot be unpacked ({error})") from None
-        if len(data) > MAX_FILE_BYTES:
-            raise ValueError(f"over the {MAX_FILE_BYTES:,} byte limit once unpacked")
+        if len(data) > limit:
+            raise ValueError(f"over the {limit:,} byte limit once unpacked")
         return data
 
 

@@ -87,8 +87,21 @@ class Assignment(models.Model):
         ]
 
 
+class AnswerQuerySet(models.QuerySet):
+    def own(self) -> "AnswerQuerySet":
+        """Answers the project's annotators gave here, without feedback imported from a
+        dataset archive (which trains reward models but is no part of the queue's overlap or
+        of the annotators' agreement)."""
+        return self.filter(imported_annotator="")
+
+
 class Answer(models.Model):
-    """Fields every answer has: who, which task, time spent, when, and its idempotency key."""
+    """Fields every answer has: who, which task, time spent, when, and its idempotency key.
+
+    An imported answer (from a dataset archive: `ingest.dataset_archive`) keeps the
+    annotator's name as the archive gives it in `imported_annotator`; its `annotator` is a user
+    made for that name, inactive and no member of the project.
+    """
 
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="%(class)ss")
     annotator = models.ForeignKey(
@@ -97,6 +110,14 @@ class Answer(models.Model):
     idempotency_key = models.CharField(max_length=64)
     time_spent_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # A database default too: the answer's SQL function inserts rows without naming it.
+    imported_annotator = models.CharField(
+        max_length=150, blank=True, default="", db_default="",
+        help_text="Imported feedback: who answered, as the dataset archive names them; blank "
+                  "for the project's own annotators' answers.",
+    )
+
+    objects = AnswerQuerySet.as_manager()
 
     class Meta:
         abstract = True

@@ -100,15 +100,16 @@ class ProjectQuality:
 
 
 def project_quality(*, project: Project) -> ProjectQuality:
-    """The project's agreement and its per-annotator figures, from all answers so far."""
+    """The project's agreement and its per-annotator figures, from all its own annotators'
+    answers so far (imported feedback left out)."""
     mode = project.rating_mode
     if mode == RatingMode.SCALE:
-        rows = Rating.objects.filter(task__project=project).values_list(
+        rows = Rating.objects.own().filter(task__project=project).values_list(
             "task_id", "annotator_id", "annotator__username", "score", "time_spent_ms"
         )
     else:
         value = "choice" if mode == RatingMode.PAIRWISE else "ranking"
-        rows = Comparison.objects.filter(task__project=project).values_list(
+        rows = Comparison.objects.own().filter(task__project=project).values_list(
             "task_id", "annotator_id", "annotator__username", value, "time_spent_ms"
         )
     by_task: dict[int, list[tuple[int, Hashable]]] = defaultdict(list)

@@ -48,6 +48,11 @@ class Project(models.Model):
         help_text="Annotators get the newest candidates' tasks first (the next round's before "
                   "what is left of earlier ones); off: oldest first.",
     )
+    licence = models.CharField(
+        max_length=200, blank=True,
+        help_text="The licence the project's data is shared under (e.g. CC-BY-4.0); the "
+                  "dataset card of its exports states it.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",

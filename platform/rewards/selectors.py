@@ -2,6 +2,7 @@
 reward-model pages show them."""
 
 import json
+import math
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,6 +18,9 @@ from trainer.configs import RewardModelConfig, help_for, to_dict
 FEEDBACK_KINDS = {"pairs": "preferences", "rankings": "rankings", "ratings": "ratings"}
 # Set by `reward_model_check` from the project, not by the admin.
 PLATFORM_SET = ("task", "num_classes")
+# Fewer held-out pairs than this leave the accuracy too uncertain to compare reward models by.
+FEW_HELDOUT_PAIRS = 100
+WILSON_Z = 1.959964  # the normal quantile of a two-sided 95% interval
 
 
 def reward_models_of(project: Project) -> QuerySet[RewardModel]:
@@ -43,6 +47,27 @@ def heldout_by_kind(reward_model: RewardModel) -> list[dict[str, Any]]:
          "gold_acc": metrics.get(f"heldout_{kind}_gold_acc")}
         for kind, label in FEEDBACK_KINDS.items() if f"train_{kind}" in metrics
     ]
+
+
+def wilson_interval(accuracy: float, pairs: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """The Wilson score interval of a share `accuracy` of `pairs` (95% by default): unlike the
+    normal one, it stays inside [0, 1] and is honest for few pairs or accuracies near 1."""
+    centre = accuracy + z * z / (2 * pairs)
+    spread = z * math.sqrt(accuracy * (1 - accuracy) / pairs + z * z / (4 * pairs * pairs))
+    scale = 1 + z * z / pairs
+    return max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale)
+
+
+def heldout_confidence(reward_model: RewardModel) -> dict[str, Any] | None:
+    """The held-out pairs behind the pairwise accuracy, its 95% Wilson interval and whether
+    they are too few (`few`, below FEW_HELDOUT_PAIRS); None before an accuracy exists."""
+    accuracy = reward_model.heldout_accuracy
+    pairs = sum(reward_model.metrics.get(f"heldout_{kind}_pairs") or 0 for kind in FEEDBACK_KINDS)
+    if accuracy is None or not pairs:
+        return None
+    low, high = wilson_interval(accuracy, pairs)
+    return {"pairs": pairs, "low": round(low, 3), "high": round(high, 3),
+            "few": pairs < FEW_HELDOUT_PAIRS, "threshold": FEW_HELDOUT_PAIRS}
 
 
 def runs_using(reward_model: RewardModel) -> QuerySet:

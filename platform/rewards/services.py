@@ -22,8 +22,9 @@ from common.jobs import (
 from labeling.models import Comparison, Rating
 from projects.checkpoints import check_task_checkpoint
 from projects.models import ModelVersion, Project
+from rewards.classes import class_categories, needs_categories
 from rewards.models import RewardModel
-from trainer.configs import REWARD_MODEL_TASKS, RewardModelConfig, to_dict
+from trainer.configs import REWARD_MODEL_TASKS, RewardModelConfig, default_readout, to_dict
 from tuning.configs import config_from_json
 
 TRAIN_TASK = "rewards.train"
@@ -48,17 +49,19 @@ def reward_model_check(
             f"Reward models can score {', '.join(REWARD_MODEL_TASKS)} outputs; this project's "
             f"task is {project.task}.", field="project",
         )
-    if not project.categories:
+    if needs_categories(project) and not class_categories(project):
         raise ApplicationError("The project has no categories for the reward model to draw.",
                                field="project")
+    # Each task has its own readouts; the config's default one ('boxes') draws boxes only.
+    config = {"readout": default_readout(project.task), **(config or {})}
     checked = config_from_json(
-        RewardModelConfig, config or {}, prefix="config",
-        fixed={"task": project.task, "num_classes": len(project.categories)},
+        RewardModelConfig, config, prefix="config",
+        fixed={"task": project.task, "num_classes": max(1, len(class_categories(project)))},
     )
     if checked.readout == "policy" and policy is None:
         raise ApplicationError(
-            "readout 'policy' starts from a detection model: name the model version.",
-            field="policy",
+            f"readout 'policy' starts from a {project.task} model of the project: name the "
+            "model version.", field="policy",
         )
     if checked.readout != "policy" and policy is not None:
         raise ApplicationError(

@@ -18,6 +18,7 @@ from rewards.selectors import (
     config_settings,
     config_values,
     heldout_by_kind,
+    heldout_confidence,
     reward_model_for,
     reward_models_of,
     runs_using,
@@ -50,6 +51,7 @@ def reward_model_page(request: HttpRequest, reward_model_id: int) -> HttpRespons
     reward_model = _admins_only(lambda: reward_model_for(request.user, reward_model_id))
     return render(request, "rewards/reward_model.html", {
         "reward_model": reward_model, "by_kind": heldout_by_kind(reward_model),
+        "confidence": heldout_confidence(reward_model),
         "config": config_values(reward_model), "runs": runs_using(reward_model),
         "page_data": {"id": reward_model.pk,
                       "history": reward_model.metrics.get("history", [])},

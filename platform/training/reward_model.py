@@ -30,7 +30,7 @@ def reward_model_file_name(reward_model: RewardModel) -> str:
 def _train(reward_model: RewardModel) -> dict[str, Any]:
     """Train on the project's feedback and save the model file; what success records."""
     config = from_dict(RewardModelConfig, reward_model.config)
-    feedback = project_feedback(reward_model.project, config.image_size)
+    feedback = project_feedback(reward_model.project, config.image_size, config)
     trained = train_reward_model(
         config, preferences=feedback.preferences, rankings=feedback.rankings,
         ratings=feedback.ratings, device=pick_device(),

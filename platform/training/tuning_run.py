@@ -7,7 +7,8 @@ model), trains with a log object that writes each logged step to the database (a
 trainer when the run is cancelled), evaluates the result on held-out images (detection: COCO
 mAP where the images have ground truth and the learned reward's score of both models for a
 learned reward; captioning, colorization and panoptic: the task's own evaluation on Synthetic
-Shapes scenes, their data), with the task's main figure as `metrics["heldout"]` (`{"name",
+Shapes scenes, their data, and for a learned reward its score of both models with the gold
+figure of both beside it), with the task's main figure as `metrics["heldout"]` (`{"name",
 "value"}`), decodes sample images with the starting and the tuned model into the task's
 candidate format, and records the new ModelVersion, described from the tuned checkpoint. The
 tuned model is the run's best step on held-out images, its start included
@@ -33,7 +34,7 @@ from trainer.configs import DataConfig, TuneConfig
 from trainer.data.detection import DetectionSource
 from trainer.data.shapes import generate_scene, scene_seed
 from trainer.reward_model.model import RewardModel, load_reward_model
-from trainer.reward_model.reward import greedy_score
+from trainer.reward_model.reward import greedy_score, greedy_task_score
 from trainer.tasks.registry import task_entry
 from trainer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from trainer.train.data import eval_source, shapes_config
@@ -165,16 +166,28 @@ def _detection_results(run: TuningRun, inputs: RunInputs, result: RunResult,
     return Evaluation(metrics, pictures, source.categories)
 
 
-def _scenes_results(run: TuningRun, inputs: RunInputs, result: RunResult) -> Evaluation:
+def _scenes_results(run: TuningRun, inputs: RunInputs, result: RunResult,
+                    before: tuple[nn.Module, Any]) -> Evaluation:
     """The task's own evaluation of the tuned model on the held-out scenes, its main figure as
-    `heldout`; the outputs name the project's categories."""
+    `heldout`; for a learned reward also the reward model's mean score of both models' greedy
+    outputs (`learned_reward`) and the gold figure of both (`gold`), so a reward that rose
+    while the metric fell shows; the outputs name the project's categories."""
     data = inputs.data
     scenes = [generate_scene(scene_seed(data.eval_split, i), shapes_config(data))
               for i in range(data.eval_images)]
     name = inputs.start.task_name
-    figures = _plain(task_entry(name).evaluate_scenes(result.model.eval(), result.task, scenes))
+    evaluate = task_entry(name).evaluate_scenes
+    figures = _plain(evaluate(result.model.eval(), result.task, scenes))
     heldout, key = HELDOUT[name]
     metrics = {"eval": figures, "heldout": {"name": heldout, "value": figures[key]}}
+    if inputs.reward_model is not None:
+        inputs.reward_model.to(result.model.device)
+        models = (("before", before), ("after", (result.model, result.task)))
+        metrics["learned_reward"] = {
+            side: round(greedy_task_score(model, task, inputs.reward_model, scenes), 4)
+            for side, (model, task) in models}
+        start = _plain(evaluate(before[0].eval(), before[1], scenes))[key]
+        metrics["gold"] = {"name": heldout, "before": start, "after": figures[key]}
     pictures = [Picture.from_scene(scene) for scene in scenes[:SAMPLE_IMAGES]]
     return Evaluation(metrics, pictures, run.project.categories)
 
@@ -189,7 +202,7 @@ def _results(run: TuningRun, inputs: RunInputs, result: RunResult
     metrics: dict[str, Any] = {
         "train_seconds": round(result.seconds, 2), "step_seconds": round(result.step_s, 4),
         "selection": result.selection.to_dict() if result.selection else None}
-    evaluation = (_scenes_results(run, inputs, result) if task_entry(name).shapes_only
+    evaluation = (_scenes_results(run, inputs, result, before) if task_entry(name).shapes_only
                   else _detection_results(run, inputs, result, before))
     first, second = (task_outputs(name, model, task, class_names=inputs.start.class_names,
                                   categories=evaluation.categories)

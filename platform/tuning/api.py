@@ -23,6 +23,7 @@ from projects.models import ModelVersion
 from projects.selectors import in_project
 from rewards.models import RewardModel
 from tuning.candidates import MAX_SAMPLES, candidates_generate
+from tuning.hacking import run_reward_hacking
 from tuning.models import RewardKind, TuningRun
 from tuning.selection import run_selection
 from tuning.selectors import run_for, runs_of, steps_of
@@ -77,12 +78,19 @@ class TuningRunOutput(serializers.Serializer):
         help_text='Held-out selection of the finished run: {"enabled", "metric", "name", '
                   '"source" (ground_truth or learned_reward), "images", "start_metric", '
                   '"best_metric", "best_step", "improved", "history", "summary"}; null before.')
+    reward_hacking = serializers.SerializerMethodField(
+        help_text='For a learned reward: {"learned", "gold" (the step metrics compared), '
+                  '"hacking" (true when the learned reward rose while the gold metric fell; '
+                  'null while too few steps are logged), "summary"}; null for a metric reward.')
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
 
     def get_selection(self, run: TuningRun) -> dict | None:
         return run_selection(run)
+
+    def get_reward_hacking(self, run: TuningRun) -> dict | None:
+        return run_reward_hacking(run)
 
 
 class StepOutput(serializers.Serializer):

@@ -61,10 +61,6 @@ def _check_reward(project: Project, reward: str, reward_model: RewardModel | Non
     if reward not in RewardKind.values:
         raise ApplicationError(f"Unknown reward {reward!r}; one of {RewardKind.values}.",
                                field="reward")
-    if reward == RewardKind.LEARNED and project.task != VisionTask.DETECTION:
-        raise ApplicationError(
-            f"A learned reward scores detection outputs; tune a {project.task} model against "
-            "its metric (reward 'metric').", field="reward")
     if reward == RewardKind.METRIC:
         if reward_model is not None:
             raise ApplicationError("A metric reward takes no reward model.",

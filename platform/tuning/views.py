@@ -9,6 +9,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from common.errors import ApplicationError
 from tuning.configs import on_project_images
+from tuning.hacking import run_reward_hacking
 from tuning.selection import run_selection
 from tuning.selectors import run_for
 
@@ -21,9 +22,10 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         run = run_for(request.user, run_id)
     except ApplicationError as exc:  # a member who is not an admin of the project
         raise PermissionDenied(exc.message) from exc
-    page_data = {"id": run.pk, "categories": run.project.categories}
+    hacking = run_reward_hacking(run)
+    page_data = {"id": run.pk, "categories": run.project.categories, "hacking": hacking}
     return render(request, "tuning/run.html", {
         "run": run, "page_data": page_data,
         "on_project_images": on_project_images(run.data_config),
-        "selection": run_selection(run),
+        "selection": run_selection(run), "hacking": hacking,
     })

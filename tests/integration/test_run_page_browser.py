@@ -15,6 +15,7 @@ from PIL import Image
 from common.jobs import JobStatus
 from config.celery import app as celery_app
 from tests.integration.tuning_support import (
+    run_page,
     shapes_project,
     tiny_tune_config,
     version_with_checkpoint,
@@ -37,19 +38,8 @@ def run(monkeypatch) -> TuningRun:
 
 @pytest.fixture
 def page(browser, live_server, run) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.goto(f"{live_server.url}/login/")
-    opened.fill("#id_username", "run-admin")
-    opened.fill("#id_password", PASSWORD)
-    opened.click("button[type=submit]")
-    opened.wait_for_url(f"{live_server.url}/")
-    opened.goto(f"{live_server.url}/tuning/runs/{run.pk}/")
-    yield opened
-    context.close()
-    assert not errors, f"the page threw: {errors}"
+    with run_page(browser, live_server, run.pk, username="run-admin", password=PASSWORD) as opened:
+        yield opened
 
 
 def log_steps(run: TuningRun, steps: range) -> None:

@@ -16,7 +16,12 @@ from tests.integration.task_support import (
     SHAPES_TASKS,
     tiny_task_checkpoint_bytes,
 )
-from tests.integration.tuning_support import TINY_DATA, tiny_tune_config, version_with_checkpoint
+from tests.integration.tuning_support import (
+    TINY_DATA,
+    run_page,
+    tiny_tune_config,
+    version_with_checkpoint,
+)
 from training.tuning_run import execute_run
 from tuning.models import TuningRun
 from tuning.services import tuning_run_launch
@@ -48,19 +53,8 @@ def run(request, monkeypatch) -> TuningRun:
 
 @pytest.fixture
 def page(browser, live_server, run) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.goto(f"{live_server.url}/login/")
-    opened.fill("#id_username", "run-admin")
-    opened.fill("#id_password", PASSWORD)
-    opened.click("button[type=submit]")
-    opened.wait_for_url(f"{live_server.url}/")
-    opened.goto(f"{live_server.url}/tuning/runs/{run.pk}/")
-    yield opened
-    context.close()
-    assert not errors, f"the page threw: {errors}"
+    with run_page(browser, live_server, run.pk, username="run-admin", password=PASSWORD) as opened:
+        yield opened
 
 
 def test_the_samples_are_drawn_as_the_annotator_ui_draws_the_task(page, run):

@@ -7,10 +7,12 @@ The checkpoint comes from the trainer's real `pretrain` (two steps of a 32 px, o
 model), made once per test session; runs on it take about a second.
 """
 
+import contextlib
 import functools
 import io
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.core.files.base import ContentFile
@@ -144,3 +146,22 @@ def trained_reward_model(project: Project, annotator) -> RewardModel:
     train_project_reward_model(reward_model.pk, worker="w0")
     reward_model.refresh_from_db()
     return reward_model
+
+
+@contextlib.contextmanager
+def run_page(browser, live_server, run_id: int, *, username: str, password: str
+             ) -> Iterator[object]:
+    """A logged-in browser page on the run's page; fails the test if the page threw."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.goto(f"{live_server.url}/login/")
+    opened.fill("#id_username", username)
+    opened.fill("#id_password", password)
+    opened.click("button[type=submit]")
+    opened.wait_for_url(f"{live_server.url}/")
+    opened.goto(f"{live_server.url}/tuning/runs/{run_id}/")
+    yield opened
+    context.close()
+    assert not errors, f"the page threw: {errors}"

@@ -170,8 +170,8 @@ def test_demo_setup_writes_each_task_in_its_candidate_format_at_graded_quality(
         errors = []
         for candidate in candidates:
             assert set(candidate.output) == {"image_url"}
-            path = media_file(candidate.output["image_url"], colorization,
-                              f"outputs/{candidate.model_version_id}")
+            path = media_file(candidate.output["image_url"], colorization, "outputs")
+            assert f"/outputs/{candidate.model_version_id}/" not in candidate.output["image_url"]
             assert "good" not in path.name and "poor" not in path.name
             with Image.open(candidate.item.image.path) as grey, Image.open(path) as colour:
                 assert grey.mode == "L" and colour.mode == "RGB"
@@ -194,7 +194,8 @@ def test_demo_setup_writes_each_task_in_its_candidate_format_at_graded_quality(
     for candidates in by_level(panoptic).values():
         right = []
         for candidate in candidates:
-            folder = f"outputs/{candidate.model_version_id}"
+            folder = "outputs"  # under a folder whose name tells no model
+            assert f"/outputs/{candidate.model_version_id}/" not in candidate.output["png_url"]
             ids = segment_ids(media_file(candidate.output["png_url"], panoptic,
                                          folder).read_bytes())
             assert ids.shape == (candidate.item.height, candidate.item.width)

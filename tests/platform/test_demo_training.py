@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from common.jobs import JobStatus
-from projects.checkpoints import check_detection_checkpoint
+from projects.checkpoints import check_task_checkpoint
 from projects.demo_training import DEMO_MODEL_NAME, demo_training_request
 from projects.models import DemoModelTraining, ModelVersion, Project
 from trainer.data.shapes import CLASS_NAMES
@@ -46,7 +46,7 @@ def test_the_background_training_gives_the_project_a_tunable_model_and_new_candi
     assert version.task == "detection" and version.class_names == list(CLASS_NAMES)
     assert version.parameters > 0 and version.metrics["steps"] == STEPS
     # A tuning run and "generate candidates" may start from it now.
-    check_detection_checkpoint(project, version, "start_version")
+    check_task_checkpoint(project, version, "start_version")
     items = project.items.count()
     assert version.candidates.count() == items * SAMPLES == training.candidates_created
     assert project.tasks.count() > tasks_before

@@ -14,6 +14,7 @@ from rest_framework import status
 
 from common.jobs import JobStatus, job_claim, job_fail
 from rewards.models import RewardModel
+from rewards.selectors import wilson_interval
 from rewards.services import reward_model_launch
 from tests.integration.tuning_support import (
     add_feedback,
@@ -209,3 +210,30 @@ def test_others_may_not_see_them(shapes, annotator, outsider):
         anonymous = client_for(None).get(url)
         assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
     assert client_for(annotator).get("/rewards/999999/").status_code == 404
+
+
+def test_the_accuracy_has_its_interval_and_a_warning_below_a_hundred_held_out_pairs(
+    trained, shapes, project_admin
+):
+    pairs = trained.metrics["heldout_pairs_pairs"]
+    assert 0 < pairs < 100  # a tiny project
+    low, high = wilson_interval(trained.heldout_accuracy, pairs)
+    html = client_for(project_admin).get(f"/rewards/{trained.pk}/").content.decode()
+    assert (f'id="rm-interval" class="muted">(95% interval {low:.3f} to {high:.3f}, on {pairs} '
+            "held-out pairs)") in html
+    assert f"Only {pairs} held-out pairs (fewer than 100)" in html
+    # Enough pairs: the interval, no warning.
+    many = RewardModel.objects.create(
+        project=shapes, name="many pairs", status=JobStatus.SUCCEEDED, heldout_accuracy=0.8,
+        metrics={"train_pairs": 400, "heldout_pairs": 50, "heldout_pairs_pairs": 100},
+        config=trained.config)
+    html = client_for(project_admin).get(f"/rewards/{many.pk}/").content.decode()
+    assert "(95% interval 0.711 to 0.867, on 100 held-out pairs)" in html
+    assert 'id="rm-few-pairs"' not in html
+
+
+def test_the_wilson_interval_stays_inside_zero_and_one():
+    assert wilson_interval(1.0, 10)[1] == pytest.approx(1.0) and wilson_interval(1.0, 10)[0] > 0.6
+    assert wilson_interval(0.0, 10)[0] == 0.0
+    low, high = wilson_interval(0.5, 10_000)
+    assert 0.49 < low < 0.5 < high < 0.51

@@ -1,11 +1,15 @@
 """Reward models in the platform: launch refusals (nothing queued), the project's answers as
 the trainer's feedback datasets, training in-process on a tiny config, permissions."""
 
+import uuid
+
 import pytest
 import torch
 from rest_framework import status
 
 from common.jobs import JobStatus
+from labeling.services.answers import answer_submit
+from labeling.services.leases import next_task_for
 from projects.models import RatingMode
 from rewards.models import RewardModel
 from rewards.services import TRAIN_TASK, reward_model_launch
@@ -30,6 +34,12 @@ TINY_POLICY_RM = {"readout": "policy", "image_size": 32, "steps": 3, "batch_size
 @pytest.fixture
 def shapes(project_admin, annotator):
     return shapes_project(admins=[project_admin], annotators=[annotator])
+
+
+def answer_one(project, annotator) -> None:
+    task = next_task_for(user=annotator, project=project).task
+    answer_submit(user=annotator, task=task, answer={"choice": "A"},
+                  idempotency_key=str(uuid.uuid4()))
 
 
 def launch(client, project, body, capture):
@@ -92,17 +102,24 @@ def test_the_policy_readout_needs_a_detection_checkpoint_of_the_project(
     assert response.json()["policy"] == mle.pk and len(sent) == 1
 
 
-def test_a_project_without_answers_or_of_another_task_is_refused(
-    admin_api, project_admin, shapes, make_project, sent, django_capture_on_commit_callbacks
+def test_a_project_without_answers_is_refused_and_one_of_another_task_trains(
+    admin_api, project_admin, annotator, shapes, make_project, sent,
+    django_capture_on_commit_callbacks,
 ):
     response = launch(admin_api, shapes, {}, django_capture_on_commit_callbacks)
     assert response.status_code == status.HTTP_400_BAD_REQUEST
     assert "no ratings or comparisons" in response.json()["detail"]
-    captions = make_project(task="captioning", admins=[project_admin])
+    captions = make_project(task="captioning", admins=[project_admin], annotators=[annotator])
     response = launch(admin_api, captions, {}, django_capture_on_commit_callbacks)
     assert response.status_code == status.HTTP_400_BAD_REQUEST
-    assert "captioning" in response.json()["errors"]["project"][0]
+    assert "no ratings or comparisons" in response.json()["errors"]["project"][0]
     assert not RewardModel.objects.exists() and sent == []
+    answer_one(captions, annotator)
+    response = launch(admin_api, captions, {}, django_capture_on_commit_callbacks)
+    assert response.status_code == status.HTTP_201_CREATED, response.json()
+    # Captions are read by their tokens: the captioning default readout, not detection's boxes.
+    assert response.json()["config"]["readout"] == "tokens"
+    assert response.json()["config"]["task"] == "captioning" and len(sent) == 1
 
 
 @pytest.mark.parametrize(("who", "expected"), [

@@ -1,12 +1,14 @@
 """Simulated annotators answer a project's queue through the API by the hidden gold score:
-without noise they always prefer, rank and rate by the metric against ground truth; items
-without ground truth are skipped; bad requests get a clear message."""
+without noise they always prefer, rank and rate by the metric against ground truth, on every
+task; with the task's default noise they mostly prefer the gold-better output and say how
+often; items without ground truth are skipped; bad requests get a clear message."""
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from labeling.models import Comparison, Rating, Task
 from projects.models import RatingMode
+from tests.integration.feedback_support import add_scene_items, task_project
 from tests.integration.tuning_support import add_graded_items, shapes_project
 
 pytestmark = pytest.mark.django_db
@@ -59,10 +61,46 @@ def test_noise_makes_mistakes_and_items_without_truth_are_skipped(capsys):
     assert not Comparison.objects.filter(task__project=bare).exists()
 
 
-def test_bad_requests_are_refused(make_project):
+def test_bad_requests_are_refused():
     with pytest.raises(CommandError, match="No project with id 999999"):
         call_command("simulate_annotators", 999999)
-    with pytest.raises(CommandError, match="captioning"):
-        simulate(make_project(task="captioning"))
     with pytest.raises(CommandError, match="noise"):
         simulate(shapes_project(), noise=-1.0)
+
+
+@pytest.mark.parametrize("task", ["captioning", "colorization", "panoptic"])
+def test_without_noise_every_task_follows_its_metric(task):
+    project = task_project(task)
+    quality = add_scene_items(project, n_items=2)
+    simulate(project, noise=0.0)
+    comparisons = Comparison.objects.filter(task__project=project)
+    assert comparisons.count() == 6
+    for comparison in comparisons:
+        a, b = comparison.task.slots.order_by("position").values_list("candidate_id", flat=True)
+        assert comparison.choice == ("A" if quality[a] < quality[b] else "B"), comparison.task
+
+
+def test_a_colorization_queue_is_answered_mostly_for_the_gold_better_output(capsys):
+    project = task_project("colorization")
+    quality = add_scene_items(project, n_items=8)
+    simulate(project, annotators=2)  # the task's default noise
+    comparisons = Comparison.objects.filter(task__project=project)
+    assert comparisons.count() == Task.objects.filter(project=project).count() == 24
+    right = 0
+    for comparison in comparisons:
+        a, b = comparison.task.slots.order_by("position").values_list("candidate_id", flat=True)
+        right += comparison.choice == ("A" if quality[a] < quality[b] else "B")
+    assert right >= 0.75 * 24
+    out = capsys.readouterr().out
+    assert "labels named the gold-better output on" in out and "of decided pairs" in out
+
+
+def test_ratings_of_a_colorization_project_use_the_whole_scale():
+    rated = task_project("colorization", rating_mode=RatingMode.SCALE)
+    quality = add_scene_items(rated, n_items=5)
+    simulate(rated, noise=0.0)
+    scores = {r.candidate_id: r.score for r in Rating.objects.filter(task__project=rated)}
+    # Gold is binned at its quintiles over the project's candidates, not detection's [0, 1].
+    assert min(scores.values()) == 1 and max(scores.values()) == 5
+    assert all(scores[c] < scores[d] for c in scores for d in scores
+               if quality[c] == 2 and quality[d] == 0)

@@ -24,7 +24,9 @@ project's own images), `pred_iou` is 0 and `has_gt` is False: its boxes have no 
 `LearnedRewardTask.aux_loss` leaves them out (the confidence token would learn to predict 0).
 
 `greedy_score` is the reward model's mean score of a policy's greedy outputs on some images:
-what a tuning run reports before and after where there is no ground truth to evaluate against.
+what a tuning run reports before and after where there is no ground truth to evaluate against;
+`greedy_task_score` is the same for a task of any kind on examples its `collate` takes
+(Synthetic Shapes scenes).
 """
 
 from __future__ import annotations
@@ -233,4 +235,24 @@ def greedy_score(
         total += reward_model.score(images.to(device), decoded.boxes.to(device),
                                     decoded.classes.to(device),
                                     decoded.valid.to(device)).sum().item()
+    return total / max(1, len(examples))
+
+
+@torch.no_grad()
+def greedy_task_score(
+    policy, task, reward_model: RewardModel, examples: Sequence[Any], *, batch_size: int = 100,
+) -> float:
+    """Mean score the reward model gives the policy's greedy output on each example, for any
+    task: the examples batched as the task collates them, the output read as the reward model
+    reads samples (`tasks.judging`)."""
+    judge = judging(reward_model.config.task)
+    policy.eval()
+    total = 0.0
+    for start in range(0, len(examples), batch_size):
+        batch = judge.collate(task, examples[start : start + batch_size],
+                              policy.config.image_size).to(policy.device)
+        outputs = judge.outputs(task.codec, policy.greedy(batch.images), batch, 1)
+        device = reward_model.device
+        total += reward_model.score_outputs(batch.images.to(device),
+                                            outputs.to(device)).sum().item()
     return total / max(1, len(examples))

@@ -5,13 +5,15 @@
  * the tuned model side by side once the run has finished, drawn by the annotator UI's renderer
  * of the project's task (after the input image where that renderer shows the output apart from
  * it: a caption, a colorized image), with what its held-out selection kept (the API's sentence:
- * plainly so when it is the start).
+ * plainly so when it is the start). For a learned reward it also draws the learned reward and the
+ * gold metric on one step axis, each line scaled to its own range, under the server's sentence
+ * on whether the first rose while the second fell (reward hacking, `reward_hacking` of the run).
  */
 
 import * as captioning from "../annotate/render/captioning.js";
 import * as colorization from "../annotate/render/colorization.js";
 import * as detection from "../annotate/render/detection.js";
-import { el, imageFrame } from "../annotate/render/dom.js";
+import { el, imageFrame, svgEl } from "../annotate/render/dom.js";
 import * as panoptic from "../annotate/render/panoptic.js";
 import { request } from "../common/api.js";
 import { addStep, drawCurves } from "../common/curves.js";
@@ -25,6 +27,7 @@ let project = null; // the run's project ({task, categories}), read once
 const series = new Map(); // metric name -> [[step, value], ...]
 let lastStep = -1;
 let polling = false; // a poll is in flight or scheduled
+let hacking = page.hacking; // {learned, gold, hacking, summary}; null for a metric reward
 
 function showStatus({ status, step, total_steps: total }) {
   const badge = document.getElementById("run-status");
@@ -36,6 +39,44 @@ function showStatus({ status, step, total_steps: total }) {
   document.getElementById("run-steps").textContent = `${step} / ${total}`;
   document.getElementById("cancel-run").hidden = FINISHED.has(status);
   document.getElementById("retry-run").hidden = status !== "failed" && status !== "cancelled";
+}
+
+/** The learned reward and the gold metric on one step axis (each scaled to its own range). */
+function drawRewardVsGold() {
+  if (!hacking) return;
+  const names = [hacking.learned, hacking.gold].filter((name) => series.has(name));
+  if (!names.length) return;
+  const steps = names.flatMap((name) => series.get(name).map(([step]) => step));
+  const [x0, x1] = [Math.min(...steps), Math.max(...steps)];
+  const x = (step) => (x1 === x0 ? 50 : (100 * (step - x0)) / (x1 - x0));
+  const svg = svgEl("svg", { viewBox: "0 0 100 100", preserveAspectRatio: "none", role: "img",
+    "aria-label": `${names.join(" and ")} by step` });
+  svg.append(svgEl("line", { x1: 0, y1: 100, x2: 100, y2: 100, class: "axis" }));
+  const legend = names.map((name, index) => {
+    const points = series.get(name);
+    const values = points.map(([, value]) => value);
+    let [y0, y1] = [Math.min(...values), Math.max(...values)];
+    if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
+    const y = (value) => 100 - (100 * (value - y0)) / (y1 - y0);
+    svg.append(svgEl("polyline", { class: `line-${index}`, points: points
+      .map(([step, value]) => `${x(step).toFixed(2)},${y(value).toFixed(2)}`).join(" ") }));
+    return el("span", { class: `legend line-${index}`,
+      text: `${name}: ${y0.toPrecision(3)} to ${y1.toPrecision(3)}` });
+  });
+  document.getElementById("reward-gold-chart").replaceChildren(el("div",
+    { class: "curve combined", "data-metric": names.join("+") }, [el("h3", {}, legend),
+      el("div", { class: "plot" }, [svg]),
+      el("div", { class: "muted", text: `steps ${x0}-${x1} · each line on its own scale` })]));
+}
+
+function showHacking(verdict) {
+  hacking = verdict;
+  document.getElementById("reward-vs-gold").hidden = !verdict;
+  if (!verdict) return;
+  const note = document.getElementById("run-hacking");
+  note.textContent = verdict.summary;
+  note.className = verdict.hacking ? "run-hacking" : "muted";
+  drawRewardVsGold();
 }
 
 /** The tuned version's figures that exist: mAP needs ground truth, the learned reward a model. */
@@ -55,6 +96,7 @@ async function showDetails() {
   if (run.result_version) {
     document.getElementById("run-result").textContent = resultText(run.result_version);
   }
+  showHacking(run.reward_hacking);
   const selection = document.getElementById("run-selection");
   selection.textContent = run.selection?.summary ?? "-";
   selection.classList.toggle("run-kept-start",
@@ -101,6 +143,7 @@ async function poll() {
     }
     if (data.steps.length) {
       drawCurves(series, document.getElementById("curves"), document.getElementById("curves-empty"));
+      drawRewardVsGold();
     }
     const changed = document.getElementById("run-status").dataset.status !== data.status;
     showStatus(data);

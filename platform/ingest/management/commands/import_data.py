@@ -3,16 +3,19 @@
     python manage.py import_data --project NAME --images DIR_OR_ZIP [--instances FILE]
         [--results FILE --model-version NAME] [--captions FILE] [--colorized DIR_OR_ZIP]
         [--panoptic-json FILE --panoptic-dir DIR_OR_ZIP]
+    python manage.py import_data --project NAME --dataset ZIP
 """
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common.errors import ApplicationError
+from ingest.dataset_archive import ArchiveFiles
 from ingest.planning import ImportFiles
-from ingest.services import dataset_import
+from ingest.services import ImportSummary, dataset_archive_import, dataset_import
 from ingest.sources import MAX_JSON_BYTES, PNG_SUFFIXES, JsonFile, file_set_from_path
 from projects.models import Project
 
@@ -54,11 +57,17 @@ class Command(BaseCommand):
                                                 "like the items.")
         parser.add_argument("--panoptic-json", help="COCO panoptic JSON.")
         parser.add_argument("--panoptic-dir", help="A folder or .zip of the panoptic PNGs.")
+        parser.add_argument("--dataset", help="A dataset archive (.zip of the export's "
+                                              "format=dataset), alone, into an empty project.")
 
     def handle(self, *args: object, **options: str | None) -> None:
         project = Project.objects.filter(name=options["project"]).first()
         if project is None:
             raise CommandError(f"--project: no project named {options['project']!r}.")
+        if options["dataset"]:
+            self._report(lambda: dataset_archive_import(
+                project=project, archive=self._archive(options)))
+            return
         images = _existing(options["images"], "--images", folder_or_zip=True)
         colorized = _existing(options["colorized"], "--colorized", folder_or_zip=True)
         pngs = _existing(options["panoptic_dir"], "--panoptic-dir", folder_or_zip=True)
@@ -71,9 +80,22 @@ class Command(BaseCommand):
             panoptic_json=_json(options["panoptic_json"], "--panoptic-json"),
             panoptic_pngs=file_set_from_path(pngs, PNG_SUFFIXES) if pngs else None,
         )
+        self._report(lambda: dataset_import(project=project, files=files,
+                                            model_version=options["model_version"]))
+
+    def _archive(self, options: dict) -> ArchiveFiles:
+        others = [f"--{name.replace('_', '-')}" for name in (
+            "images", "instances", "results", "model_version", "captions", "colorized",
+            "panoptic_json", "panoptic_dir") if options[name]]
+        if others:
+            raise CommandError(f"--dataset: an archive is imported alone; drop "
+                               f"{', '.join(others)}.")
+        path = _existing(options["dataset"], "--dataset")
+        return ArchiveFiles(path.name, path)
+
+    def _report(self, run: Callable[[], ImportSummary]) -> None:
         try:
-            summary = dataset_import(project=project, files=files,
-                                     model_version=options["model_version"])
+            summary = run()
         except ApplicationError as error:
             lines = [f"{file}: {message}" for file, messages in error.errors.items()
                      for message in messages]
