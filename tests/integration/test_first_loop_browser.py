@@ -1,13 +1,13 @@
 """The loop a newcomer runs, in a real browser from a fresh demo, on a real Celery worker
 (PostgreSQL, Redis, Debian's chromium through Playwright against live_server):
 
-the worker trains the demo's starting models; the annotator rates a few tasks of the detection
-A vs B project in the annotator UI (by click and by keyboard), simulated annotators answer the
-rest through the API; the admin trains a reward model from the
-reward-model pages, launches a tuning run against it from the runs page's form, watches it
-finish on the live run page, compares the two versions, and generates the next round from the
-versions page; the annotator is then served a task with the tuned model's output. No page asks
-anything of a host other than 127.0.0.1.
+the worker trains the demo's starting models; the annotator rates a few tasks of the
+colorization A vs B project in the annotator UI (by click and by keyboard), simulated annotators
+answer the rest through the API; the admin trains a reward model from the reward-model pages,
+launches a tuning run against it from the runs page's form, watches it finish on the live run
+page, compares the two versions, and generates the next round from the versions page; the
+annotator is then served a task with the tuned model's output (newest tasks first). No page
+asks anything of a host other than 127.0.0.1.
 
 With TUNELAB_SCREENSHOTS=docs/screenshots the test also writes the docs' screenshots
 (tests/integration/screenshots.py).
@@ -36,11 +36,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser,
               pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "first-loop-password"
-LOOP_PROJECT = "Shapes detection: A vs B"
+LOOP_PROJECT = "Shapes colorization: A vs B"
 # Each starting model's training budget: long enough to save a model, short for the test.
 TRAIN_SECONDS = 2
 # A reward model and a run of a few steps: the loop, not the learning, is under test.
-REWARD_MODEL_CONFIG = '{"readout": "policy", "steps": 3, "batch_size": 4, "eval_every": 3}'
+REWARD_MODEL_CONFIG = '{"steps": 3, "batch_size": 4, "eval_every": 3}'
 RUN_SETTINGS = {"steps": "3", "batch_size": "2", "samples": "2", "warmup": "1",
                 "threads": "1", "select_images": "4"}
 FINISHED = re.compile(r"^(succeeded|failed|cancelled)$")
@@ -48,7 +48,7 @@ FINISHED = re.compile(r"^(succeeded|failed|cancelled)$")
 WORKER_MS = 150_000
 
 
-class Browser:
+class UserBrowser:
     """One user's browser context; every request any of its pages makes is kept."""
 
     def __init__(self, browser, base: str, requested: list[str], errors: list[str]) -> None:
@@ -77,12 +77,12 @@ def demo(start_worker, monkeypatch, settings):
 
 
 @pytest.fixture
-def users(browser, live_server) -> Iterator[tuple[Browser, Browser, list[str]]]:
+def users(browser, live_server) -> Iterator[tuple[UserBrowser, UserBrowser, list[str]]]:
     """The admin's and the annotator's browsers on 127.0.0.1, and every URL they requested."""
     base = f"http://127.0.0.1:{live_server.thread.port}"
     requested: list[str] = []
     errors: list[str] = []
-    admin, annotator = (Browser(browser, base, requested, errors) for _ in range(2))
+    admin, annotator = (UserBrowser(browser, base, requested, errors) for _ in range(2))
     yield admin, annotator, requested
     for user in (admin, annotator):
         user.context.close()
@@ -118,7 +118,7 @@ def test_the_first_loop_from_a_fresh_demo(demo, users):
     annotator.page.click(f"a[href='/projects/{project.pk}/annotate/']")
     stage = annotator.page.locator("#stage")
     expect(stage).to_have_attribute("aria-busy", "false")
-    screenshot(annotator.page, "annotate-detection-pairwise")
+    screenshot(annotator.page, f"annotate-{project.task}-{project.rating_mode}")
     for action in ("click", "a", "b", "t"):
         shown = stage.get_attribute("data-task-id")
         if action == "click":
@@ -141,7 +141,6 @@ def test_the_first_loop_from_a_fresh_demo(demo, users):
         DemoModelTraining.objects.count(), timeout=WORKER_MS)
     screenshot(admin.page, "home", full_page=True)
     admin.page.click(f"a[href='/rewards/projects/{project.pk}/']")
-    admin.page.select_option("#launch-policy", label="demo MLE model")
     admin.page.fill("#launch-config", REWARD_MODEL_CONFIG)
     screenshot(admin.page, "reward-models", full_page=True)
     admin.page.click("#launch-form button[type=submit]")
