@@ -88,8 +88,9 @@ DEFAULT_KL_COEF = 0.05
 # 400 steps at lr 1e-3, 0.59 after 1,000 at 3e-4. Started as the policy's likelihood of an
 # output (belief_init 1) it judges pairs better (0.67 untrained), but tuned against it the
 # policy dropped boxes and lost 4.3 mAP (docs/benchmarks.md).
-# The other tasks by `bench/reward_model_probes.py readouts --quick --pairs 800 --steps 200`
-# (the quick MLEs' pairs, one seed; held-out gold accuracy, ~50-70 decided pairs, so +-0.06):
+# The other tasks by `python -m trainer.bench.reward_model_probes readouts --quick --pairs 800
+# --steps 200` (the quick MLEs' pairs, one seed; held-out gold accuracy, ~50-70 decided pairs,
+# so +-0.06):
 # captioning 'tokens' 0.71 against 'policy' 0.51 (the captioning decoder's states barely moved
 # off chance at lr 3e-4); colorization 'policy' 0.68 against 'image' 0.66, panoptic 'policy'
 # 0.75 against 'image' 0.72, both within noise and 1.6-3x slower, but the policy's features

@@ -1,6 +1,6 @@
 """Probe behind `bench rlhf`'s choice of readout per task (`trainer.bench.rlhf.RM_CONFIGS`).
 
-    .venv/bin/python bench/reward_model_probes.py readouts --task colorization [--quick]
+    .venv/bin/python -m trainer.bench.reward_model_probes readouts --task colorization [--quick]
         [--pairs 400] [--steps 150] [--runs runs]
 
 `readouts`: on the benchmark's own kind of pairs (two samples of the task's MLE policy per train
@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.bench.rlhf import RLHF_TASKS, bench_preferences, plan, pretrained_mle
 from trainer.configs import READOUTS_OF_TASK, RewardModelConfig
