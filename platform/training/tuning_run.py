@@ -222,7 +222,8 @@ def _train(run: TuningRun, worker: str) -> dict[str, Any]:
                    log=RunLog(run.pk, worker), progress=False, save_every=run.save_every)
     metrics, samples = _results(run, inputs, result)
     # The tuned model has the starting one's task, classes and size.
-    return {"metrics": metrics, "samples": samples, "description": describe(inputs.start)}
+    return {"metrics": metrics, "samples": samples, "description": describe(inputs.start),
+            "steps": result.steps}
 
 
 def execute_run(run_id: int, *, worker: str, heartbeat_s: float | None = None) -> None:

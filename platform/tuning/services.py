@@ -190,7 +190,7 @@ def tuning_step_record(*, run_id: int, worker: str, step: int, metrics: dict) ->
 @transaction.atomic
 def tuning_run_succeed(
     *, run_id: int, worker: str, checkpoint_name: str, metrics: dict, samples: list[dict],
-    description: dict,
+    description: dict, steps: int,
 ) -> ModelVersion:
     """The tuned model as a new ModelVersion of the project, child of the starting one, its
     checkpoint described by the worker that wrote it (`DESCRIPTION_FIELDS`)."""
@@ -208,7 +208,7 @@ def tuning_run_succeed(
     run.status = JobStatus.SUCCEEDED
     run.result_version = version
     run.samples = samples
-    run.step = run.total_steps
+    run.step = steps  # fewer than total_steps when the run's time budget ended it
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "result_version", "samples", "step", "finished_at"])
     return version

@@ -255,3 +255,11 @@ def test_a_run_without_selection_says_its_version_is_the_last_step(shapes, admin
     detail = admin_api.get(f"/api/tuning-runs/{run.pk}/").json()["selection"]
     assert detail == {"enabled": False, "summary": "Held-out selection was off (select_every=0): "
                                                    "the tuned version is the run's last step."}
+
+
+def test_a_run_its_time_budget_ends_early_records_the_steps_it_took(shapes):
+    run = launch(shapes, max_seconds=1e-9)  # spent before the first step
+    execute_run(run.pk, worker="w1")
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert (run.step, run.total_steps) == (0, 4)
