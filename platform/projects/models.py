@@ -151,6 +151,8 @@ class ModelVersion(models.Model):
                                          help_text="The checkpoint file's format and version.")
     parameters = models.PositiveBigIntegerField(null=True, blank=True,
                                                 help_text="The model's parameter count.")
+    input_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The side of the model's square input in pixels.")
     checkpoint_error = models.TextField(blank=True,
                                         help_text="Why a worker could not use the checkpoint.")
     metrics = models.JSONField(default=dict, blank=True)

@@ -130,7 +130,7 @@ def candidate_create(
 
 
 DESCRIBE_TASK = "projects.describe_checkpoint"
-DESCRIPTION_FIELDS = ("task", "class_names", "checkpoint_format", "parameters")
+DESCRIPTION_FIELDS = ("task", "class_names", "checkpoint_format", "parameters", "input_size")
 
 
 def model_version_describe(*, version: ModelVersion, description: dict | None, error: str
@@ -138,7 +138,7 @@ def model_version_describe(*, version: ModelVersion, description: dict | None, e
     """Write what a worker read of the version's checkpoint: its description's columns
     (`DESCRIPTION_FIELDS`), or none and why the file cannot be used."""
     values = description or {"task": "", "class_names": [], "checkpoint_format": "",
-                             "parameters": None}
+                             "parameters": None, "input_size": None}
     for name in DESCRIPTION_FIELDS:
         setattr(version, name, values[name])
     version.checkpoint_error = error

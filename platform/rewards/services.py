@@ -52,8 +52,11 @@ def reward_model_check(
     if needs_categories(project) and not class_categories(project):
         raise ApplicationError("The project has no categories for the reward model to draw.",
                                field="project")
-    # Each task has its own readouts; the config's default one ('boxes') draws boxes only.
+    # Each task has its own readouts; the config's default one ('boxes') draws boxes only. A
+    # policy readout sees images at its policy's input size unless told otherwise.
     config = {"readout": default_readout(project.task), **(config or {})}
+    if policy is not None and policy.input_size and "image_size" not in config:
+        config["image_size"] = policy.input_size
     checked = config_from_json(
         RewardModelConfig, config, prefix="config",
         fixed={"task": project.task, "num_classes": max(1, len(class_categories(project)))},
@@ -79,6 +82,10 @@ def reward_model_check(
         raise ApplicationError(f"A reward model named {name!r} exists.", field="name")
     if policy is not None:
         check_task_checkpoint(project, policy, "policy")
+        if policy.input_size and checked.image_size != policy.input_size:
+            raise ApplicationError(
+                f"config.image_size: readout 'policy' reads images at its policy's input size "
+                f"({policy.input_size}), got {checked.image_size}", field="config.image_size")
     return checked, counts, name
 
 

@@ -20,7 +20,8 @@ def describe(checkpoint: Checkpoint) -> dict[str, Any]:
     parameters = sum(int(value.numel()) for value in checkpoint.state.values()
                      if hasattr(value, "numel"))
     return {"task": checkpoint.task_name, "class_names": list(checkpoint.class_names),
-            "checkpoint_format": FORMAT, "parameters": parameters}
+            "checkpoint_format": FORMAT, "parameters": parameters,
+            "input_size": checkpoint.model_config.image_size}
 
 
 def read_description(path: str | Path) -> tuple[dict[str, Any] | None, str]:

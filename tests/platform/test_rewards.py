@@ -191,3 +191,24 @@ def test_training_from_the_policy_in_process(shapes, annotator):
     mle.checkpoint.delete()
     model, _ = load_reward_model(reward_model.file.path)
     assert model.config.readout == "policy"
+
+
+def test_a_policy_readout_reads_at_its_policy_s_input_size(
+    admin_api, shapes, annotator, sent, django_capture_on_commit_callbacks
+):
+    """The policy's input size is the version's column: a mismatch is a 400 at launch, not a
+    worker's failure, and a config that leaves the size out takes the policy's."""
+    add_feedback(shapes, annotator, n_items=2)
+    mle = version_with_checkpoint(shapes)
+    assert mle.input_size == 32
+    wrong = {**TINY_POLICY_RM, "image_size": 64}
+    response = launch(admin_api, shapes, {"config": wrong, "policy": mle.pk},
+                      django_capture_on_commit_callbacks)
+    assert response.status_code == status.HTTP_400_BAD_REQUEST
+    assert "32" in response.json()["errors"]["config.image_size"][0]
+    assert not RewardModel.objects.exists() and sent == []
+    unsized = {key: value for key, value in TINY_POLICY_RM.items() if key != "image_size"}
+    response = launch(admin_api, shapes, {"config": unsized, "policy": mle.pk},
+                      django_capture_on_commit_callbacks)
+    assert response.status_code == status.HTTP_201_CREATED, response.json()
+    assert RewardModel.objects.get().config["image_size"] == 32
