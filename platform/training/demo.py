@@ -96,8 +96,8 @@ def _panoptic_output(ids: np.ndarray, listed: list[dict], store: Store) -> dict:
 
 
 def ground_truth(task: str, scene: Scene, store: Store) -> dict | None:
-    """The item's ground truth in the import's form (`ingest.services`); None for
-    colorization, whose truth is the colour image the item leaves out."""
+    """The item's ground truth in the import's form (`ingest.services`); for colorization the
+    colour image the item (the greyscale input) leaves out, `{"image_url"}`."""
     if task == "detection":
         return {"objects": [
             {"bbox": [round(x0, 1), round(y0, 1), round(x1 - x0, 1), round(y1 - y0, 1)],
@@ -109,7 +109,7 @@ def ground_truth(task: str, scene: Scene, store: Store) -> dict | None:
         return {"captions": list(scene.captions)}
     if task == "panoptic":
         return _panoptic_output(*panoptic_truth(scene), store)
-    return None
+    return {"image_url": store(".png", png(scene.image))}
 
 
 def candidate_output(task: str, scene: Scene, level: int, *, seed: int, store: Store) -> dict:

@@ -117,9 +117,17 @@ def _at_size(pixels: np.ndarray, item: Item) -> np.ndarray:
                                                      Image.Resampling.BILINEAR))
 
 
-def _colorization_gold(item: Item, candidates: list[Candidate]) -> torch.Tensor:
+def _item_rgb(item: Item) -> np.ndarray:
     with Image.open(item.image.path) as image:
-        truth = rgb_tensor(np.asarray(image.convert("RGB")))
+        return np.asarray(image.convert("RGB"))
+
+
+def _colorization_gold(item: Item, candidates: list[Candidate]) -> torch.Tensor:
+    """The truth is the item's colour image in its ground truth (`{"image_url"}`) where the item
+    shows the greyscale input, else the item's own (colour) image."""
+    colour = _truth(item, "image_url")
+    truth = rgb_tensor(_at_size(output_rgb({"image_url": colour}), item) if colour else
+                       _item_rgb(item))
     pred = torch.stack([rgb_tensor(_at_size(output_rgb(c.output), item)) for c in candidates])
     return colorization_gold_scores(pred, truth.expand_as(pred),
                                     fidelity_weight=DEFAULT_FIDELITY_WEIGHT)

@@ -104,3 +104,31 @@ def test_ratings_of_a_colorization_project_use_the_whole_scale():
     assert min(scores.values()) == 1 and max(scores.values()) == 5
     assert all(scores[c] < scores[d] for c in scores for d in scores
                if quality[c] == 2 and quality[d] == 0)
+
+
+def test_a_greyscale_colorization_item_is_judged_against_its_colour_ground_truth():
+    """Where the item shows the greyscale input (the demo's), the truth is the colour image in
+    its ground truth: the true colours beat a grey output, which the greyscale image itself
+    would have preferred (a PSNR of 100 dB against it)."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from projects.services import candidate_create, item_create, model_version_get_or_create
+    from tests.integration.feedback_support import SCENES, _png
+    from trainer.data.shapes import generate_scene, scene_seed
+    from training.simulated import candidate_gold
+
+    project = task_project("colorization")
+    scene = generate_scene(scene_seed("train", 0), SCENES)
+    grey = default_storage.save("projects/x/outputs/g/grey.png", ContentFile(_png(
+        scene.gray[..., None].repeat(3, axis=2))))
+    colour = default_storage.save("projects/x/ground_truth/colour.png",
+                                  ContentFile(_png(scene.image)))
+    item = item_create(project=project, file_name="scene.png", image=_png(scene.gray),
+                       ground_truth={"image_url": default_storage.url(colour)})
+    truth_like, grey_like = (
+        candidate_create(item=item, model_version=model_version_get_or_create(
+            project=project, name=name), output={"image_url": default_storage.url(path)})
+        for name, path in (("true colours", colour), ("grey", grey)))
+    gold = candidate_gold(project)
+    assert gold[truth_like.pk] > gold[grey_like.pk]
