@@ -3,6 +3,7 @@ model a learned-reward run is tuned against, where its samples come from), annot
 other users 404, anonymous users the login page."""
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -42,7 +43,10 @@ def test_admin_sees_the_run_page(run, project_admin):
     assert f"Tuning run {run.pk}: mle" in html
     assert "tuning/run.js" in html and 'id="cancel-run"' in html
     assert "tuning/run.css" in html and "common/curves.css" in html
-    assert "Sample outputs on held-out images appear" in html and "/rewards/" not in html
+    assert "Sample outputs on held-out images appear" in html
+    # A metric run names no reward model (the nav bar links the project's reward-model list).
+    assert not re.search(r'href="/rewards/\d+/"', html)
+    assert f'href="/projects/{run.project_id}/runs/"' in html  # the project's nav bar
     data = json.loads(html.split('id="run-data" type="application/json">')[1].split("</script>")[0])
     assert data["id"] == run.pk and len(data["categories"]) == 8
     assert "csrftoken" in response.cookies  # the script's cancel and retry need it

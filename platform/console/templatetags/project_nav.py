@@ -26,9 +26,9 @@ def project_links(project, role: str | None) -> list[dict[str, str]]:
 
 
 def _page_project(context: template.Context):
-    """The project a page is about: its own or its reward model's."""
-    reward_model = context.get("reward_model")
-    return getattr(reward_model, "project", None)
+    """The project a page is about: its own, its reward model's or its tuning run's."""
+    owner = context.get("reward_model") or context.get("run")
+    return getattr(owner, "project", None)
 
 
 @register.inclusion_tag("console/nav.html", takes_context=True)
