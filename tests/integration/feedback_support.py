@@ -11,7 +11,6 @@ Quality 0 is the best candidate, each step a worse one, by the task's gold score
 """
 
 import io
-import uuid
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -19,8 +18,6 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from ingest.panoptic import overlay_png
-from labeling.services.answers import answer_submit
-from labeling.services.leases import next_task_for
 from labeling.services.task_creation import tasks_create
 from projects.models import Project, RatingMode, Role
 from projects.services import (
@@ -30,6 +27,7 @@ from projects.services import (
     model_version_get_or_create,
     project_create,
 )
+from tests.integration import tuning_support
 from tests.integration.task_support import SHAPES_PANOPTIC
 from trainer.data.coco_panoptic import (
     SHAPES_PANOPTIC_CATEGORIES,
@@ -133,17 +131,6 @@ def add_scene_items(project: Project, *, n_items: int = 6, n_candidates: int = 3
 
 
 def answer_by_quality(project: Project, annotator, quality: dict[int, int]) -> int:
-    """`annotator` answers every task of the queue preferring the better candidate."""
-    answers = 0
-    while (assignment := next_task_for(user=annotator, project=project)) is not None:
-        shown = [slot.candidate_id for slot in assignment.task.slots.order_by("position")]
-        if project.rating_mode == RatingMode.SCALE:
-            answer = {"score": 5 - 2 * quality[shown[0]]}
-        elif project.rating_mode == RatingMode.PAIRWISE:
-            answer = {"choice": "A" if quality[shown[0]] < quality[shown[1]] else "B"}
-        else:
-            answer = {"ranking": sorted(shown, key=quality.get)}
-        answer_submit(user=annotator, task=assignment.task, answer=answer,
-                      idempotency_key=str(uuid.uuid4()))
-        answers += 1
-    return answers
+    """`annotator` answers every task of the queue preferring the better candidate (three
+    quality levels over the whole 1-5 scale)."""
+    return tuning_support.answer_by_quality(project, annotator, quality, score_step=2)

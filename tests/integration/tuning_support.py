@@ -122,11 +122,18 @@ def add_feedback(project: Project, annotator, *, n_items: int = 6, n_candidates:
     """Graded items (`add_graded_items`), every task answered by `annotator` through the queue,
     preferring the better output. Returns the answers given."""
     quality = add_graded_items(project, n_items=n_items, n_candidates=n_candidates)
+    return answer_by_quality(project, annotator, quality)
+
+
+def answer_by_quality(project: Project, annotator, quality: dict[int, int], *,
+                      score_step: int = 1) -> int:
+    """`annotator` answers every task of the queue preferring the better candidate (quality 0
+    is best; a 1-5 rating is 5 less `score_step` per quality level). Returns the answers."""
     answers = 0
     while (assignment := next_task_for(user=annotator, project=project)) is not None:
         shown = [slot.candidate_id for slot in assignment.task.slots.order_by("position")]
         if project.rating_mode == RatingMode.SCALE:
-            answer = {"score": 5 - quality[shown[0]]}
+            answer = {"score": 5 - score_step * quality[shown[0]]}
         elif project.rating_mode == RatingMode.PAIRWISE:
             answer = {"choice": "A" if quality[shown[0]] < quality[shown[1]] else "B"}
         else:
